@@ -1,0 +1,113 @@
+"""Validated configuration of the core: which model, which measure, which strategy.
+
+These models are the single source of truth for the learner. The service's settings
+embed them (``stream_al.settings``), the simulator builds them from its flags, and a
+checkpoint records them so a restart can tell whether it still fits.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ModelName = Literal[
+    "logreg",
+    "hoeffding-tree",
+    "adaptive-random-forest",
+    "naive-bayes",
+    "bagging-logreg",
+    "bagging-hoeffding-tree",
+]
+MeasureName = Literal[
+    "least-confidence",
+    "margin",
+    "entropy",
+    "vote-entropy",
+    "kl-divergence",
+    "expected-gradient-length",
+]
+StrategyName = Literal[
+    "adaptive",
+    "random",
+    "fixed",
+    "variable-uncertainty",
+    "randomized-variable-uncertainty",
+    "split",
+    "quantile",
+    "pool",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Frozen):
+    """Which river model to train, and how."""
+
+    name: ModelName = "logreg"
+    #: Committee size for the bagging models and the forest.
+    n_models: int = Field(10, ge=2, le=100)
+    seed: int = 42
+
+
+class StrategyConfig(_Frozen):
+    """How to decide which samples are worth a label.
+
+    ``budget`` is the share of samples that may be sent to the oracle. Every strategy
+    spends it, warm-up and exploration included, over the long run.
+    """
+
+    name: StrategyName = "adaptive"
+    budget: float = Field(0.05, gt=0.0, le=1.0)
+    #: Threshold for ``fixed``, start threshold for the variable-uncertainty family.
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    #: Threshold step s of Variable Uncertainty.
+    step: float = Field(0.01, gt=0.0, lt=1.0)
+    #: Window w (samples) over which spending and uncertainty quantiles are estimated.
+    window: int = Field(1000, ge=10)
+    #: Standard deviation delta of the threshold noise in Randomised Variable Uncertainty.
+    delta: float = Field(1.0, gt=0.0)
+    #: Share v of decisions taken at random by ``split``.
+    random_share: float = Field(0.2, ge=0.0, le=1.0)
+    #: Label-deficit tolerance w_tol of the quantile filter (labels).
+    label_tolerance: float = Field(50.0, gt=0.0)
+    #: ``adaptive`` and ``random``: a deficit of this many labels doubles the query rate
+    #: (a surplus of as many stops it) until repaid; smaller spends more exactly, larger
+    #: is more selective.
+    pacing_labels: float = Field(10.0, gt=0.0)
+    #: ``adaptive``: the budget of the first ``head_start`` samples may be spent at once,
+    #: and is paid back by sample ``2 * head_start``; a cold model learns sooner. 0 = off.
+    head_start: int = Field(500, ge=0)
+    #: Pool mode: window W of buffered samples, and an optional random sub-pool size.
+    pool_size: int = Field(100, ge=2)
+    sub_pool_size: int | None = Field(None, ge=1)
+    #: Share of all queries drawn at random (the remedy for uncertainty picking outliers).
+    exploration: float = Field(0.1, ge=0.0, le=1.0)
+    #: The first ``warmup`` samples are queried whatever the model says; the labels are
+    #: charged to the budget and repaid from the following ``warmup / budget`` samples.
+    warmup: int = Field(20, ge=0)
+    #: Hard cap on the total number of labels asked for; None means no cap.
+    max_labels: int | None = Field(None, ge=0)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _sub_pool_fits(self) -> StrategyConfig:
+        if self.sub_pool_size is not None and self.sub_pool_size > self.pool_size:
+            raise ValueError("sub_pool_size must not exceed pool_size")
+        return self
+
+
+class LearnerConfig(_Frozen):
+    """Everything that defines an ``ActiveLearner``."""
+
+    model: ModelConfig = ModelConfig()
+    measure: MeasureName = "margin"
+    strategy: StrategyConfig = StrategyConfig()
+    #: Queried samples whose label has not come back yet: at most this many are kept ...
+    pending_max: int = Field(100_000, ge=1)
+    #: ... for at most this long (seconds of the samples' own clock).
+    pending_ttl_seconds: float = Field(7 * 24 * 3600.0, gt=0.0)
+    #: Window (labeled samples) of the recent prequential accuracy.
+    accuracy_window: int = Field(500, ge=1)

@@ -1,0 +1,212 @@
+"""The active learner: score a sample, decide whether to ask, learn from labels."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from stream_al.core.config import LearnerConfig
+from stream_al.core.models import build_model
+from stream_al.core.pending import Lookup, PendingQuery, PendingStore
+from stream_al.core.strategies import build_policy
+from stream_al.core.types import ClassLabel, Features, Proba
+from stream_al.core.uncertainty import build_measure
+from stream_al.schemas import LabelMessage, Query, Sample
+
+
+class LabelStatus(StrEnum):
+    """What became of a label (also the ``status`` of the labels metric)."""
+
+    LEARNED = "learned"
+    DUPLICATE = "duplicate"
+    UNKNOWN_ID = "unknown_id"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The outcome of scoring one sample."""
+
+    sample_id: str
+    label: ClassLabel | None
+    probabilities: Proba
+    uncertainty: float
+    #: Queries to send now. A stream strategy asks about the sample just scored or about
+    #: none; a pool strategy may ask about several recent samples once its window is full.
+    queries: tuple[Query, ...]
+
+    @property
+    def queried(self) -> bool:
+        return any(query.id == self.sample_id for query in self.queries)
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """The outcome of one label."""
+
+    status: LabelStatus
+    #: Whether the prediction made when the sample was scored was right (None if unknown).
+    correct: bool | None = None
+    #: When the sample was sent to the oracle (epoch seconds), for label latency.
+    asked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Recent:
+    features: Features
+    label: ClassLabel | None
+    probabilities: Proba
+    uncertainty: float
+
+
+class RollingMean:
+    """Mean of the last ``size`` values, updated in O(1).
+
+    >>> mean = RollingMean(3)
+    >>> for v in [1, 0, 0, 1]:
+    ...     mean.add(v)
+    >>> round(mean.value, 3)
+    0.333
+    """
+
+    def __init__(self, size: int) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+        self._total = 0.0
+
+    def add(self, value: float) -> None:
+        if len(self._values) == self._values.maxlen:
+            self._total -= self._values[0]
+        self._values.append(value)
+        self._total += value
+
+    @property
+    def value(self) -> float:
+        """The mean, or NaN before the first value."""
+        return self._total / len(self._values) if self._values else float("nan")
+
+
+class ActiveLearner:
+    """A river model, an uncertainty measure and a query strategy, one sample at a time.
+
+    The learner knows nothing about Kafka: the service, the simulator and the tests drive
+    it the same way, so the same samples and labels in the same order give the same
+    decisions. ``now`` (epoch seconds) is a parameter so that callers own the clock.
+
+    >>> from stream_al.core.config import LearnerConfig, StrategyConfig
+    >>> learner = ActiveLearner(LearnerConfig(strategy=StrategyConfig(budget=0.1, warmup=2)))
+    >>> scored = learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    >>> scored.label, scored.uncertainty, scored.queried  # a cold model knows nothing: it asks
+    (None, 1.0, True)
+    >>> learner.learn(LabelMessage(id="a", label="yes"), now=1.0).status
+    <LabelStatus.LEARNED: 'learned'>
+    >>> learner.learn(LabelMessage(id="a", label="yes"), now=2.0).status
+    <LabelStatus.DUPLICATE: 'duplicate'>
+    """
+
+    def __init__(self, config: LearnerConfig) -> None:
+        self.config = config
+        self.model = build_model(config.model)
+        self.measure = build_measure(config.measure, config.model)
+        self.policy = build_policy(config.strategy)
+        self.pending = PendingStore(config.pending_max, config.pending_ttl_seconds)
+        self.samples_seen = 0
+        self.labels_learned = 0
+        self.queries_by_reason: Counter[str] = Counter()
+        self.labels_by_status: Counter[str] = Counter()
+        self.recent_accuracy = RollingMean(config.accuracy_window)
+        self.recent_query_rate = RollingMean(config.strategy.window)
+        self._recent: OrderedDict[str, _Recent] = OrderedDict()
+        # Ids already learned, so a second label for one is not learned twice; bounded
+        # like the pending store, which is where the ids come from.
+        self._learned_ids: OrderedDict[str, None] = OrderedDict()
+        self._learned_ids_max = max(config.pending_max, 1) * 2
+
+    def score(self, sample: Sample, now: float | None = None) -> Scored:
+        """Predict ``sample``, measure its uncertainty and decide whether to ask."""
+        now = time.time() if now is None else now
+        x = sample.features
+        proba = self.model.predict_proba_one(x)
+        label = max(proba, key=proba.__getitem__) if proba else None
+        uncertainty = self.measure(self.model, x, proba)
+        self.samples_seen += 1
+
+        self._recent[sample.id] = _Recent(x, label, proba, uncertainty)
+        self._recent.move_to_end(sample.id)
+        while len(self._recent) > self.policy.lookback:
+            self._recent.popitem(last=False)
+
+        queries = []
+        for selection in self.policy.offer(sample.id, uncertainty):
+            picked = self._recent[selection.key]
+            decision = selection.decision
+            assert decision.reason is not None
+            queries.append(
+                Query(
+                    id=selection.key,
+                    features=picked.features,
+                    predicted_label=picked.label,
+                    probabilities=picked.probabilities,
+                    uncertainty=picked.uncertainty,
+                    strategy=self.config.strategy.name,
+                    reason=decision.reason,
+                    threshold=decision.threshold,
+                    created_at=datetime.fromtimestamp(now, UTC),
+                )
+            )
+            self.pending.add(selection.key, PendingQuery(picked.features, picked.label, now), now)
+            self.queries_by_reason[decision.reason] += 1
+        scored = Scored(sample.id, label, proba, uncertainty, tuple(queries))
+        self.recent_query_rate.add(len(queries))
+        return scored
+
+    def learn(self, label: LabelMessage, now: float | None = None) -> Learned:
+        """Learn from ``label``, joined with the features kept when its sample was queried.
+
+        A label that carries its own features is learned even when its sample was never
+        queried (or has expired); otherwise such a label is reported, not learned.
+        """
+        now = time.time() if now is None else now
+        if label.id in self._learned_ids:
+            return self._outcome(Learned(LabelStatus.DUPLICATE))
+        lookup, pending = self.pending.pop(label.id, now)
+        if pending is not None:
+            features, predicted, asked_at = pending.features, pending.predicted, pending.asked_at
+        elif label.features is not None:
+            features, predicted, asked_at = label.features, None, None
+        elif lookup is Lookup.EXPIRED:
+            return self._outcome(Learned(LabelStatus.EXPIRED))
+        else:
+            return self._outcome(Learned(LabelStatus.UNKNOWN_ID))
+
+        self.model.learn_one(features, label.label)
+        self.labels_learned += 1
+        self._learned_ids[label.id] = None
+        if len(self._learned_ids) > self._learned_ids_max:
+            self._learned_ids.popitem(last=False)
+        correct = None if pending is None else predicted == label.label
+        if correct is not None:
+            self.recent_accuracy.add(float(correct))
+        return self._outcome(Learned(LabelStatus.LEARNED, correct, asked_at))
+
+    def _outcome(self, learned: Learned) -> Learned:
+        self.labels_by_status[learned.status] += 1
+        return learned
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able account of the learner, for logs and ``checkpoint inspect``."""
+        return {
+            "samples_seen": self.samples_seen,
+            "labels_learned": self.labels_learned,
+            "queries_by_reason": dict(self.queries_by_reason),
+            "labels_by_status": dict(self.labels_by_status),
+            "pending_queries": len(self.pending),
+            "pending_evicted": self.pending.evicted,
+            "recent_accuracy": self.recent_accuracy.value,
+            "strategy": self.policy.state(),
+            "model": self.model.describe(),
+            "config": self.config.model_dump(mode="json"),
+        }

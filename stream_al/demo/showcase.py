@@ -1,0 +1,199 @@
+"""``make demo``: a bundled dataset through a real broker, the service and a simulated oracle.
+
+It starts the local broker (unless one already runs), the service and the oracle as
+processes, feeds the dataset, shows progress from the service's own metrics endpoint,
+and ends with a summary measured on the topics: samples scored, labels asked against the
+budget, accuracy of the predictions against an all-labels baseline. Everything it started
+is stopped again, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from kafka import KafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
+from stream_al.demo.feeder import produce
+from stream_al.settings import load_settings
+from stream_al.sim.datasets import DATASETS, Example, stream
+from stream_al.sim.simulate import simulate
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def local_broker(launcher: Path) -> Iterator[str]:
+    """Start the local broker if it is not running; stop it afterwards only if we started it."""
+    was_running = subprocess.run([launcher, "status"], capture_output=True).returncode == 0
+    print(f"[demo] {'using the running' if was_running else 'starting a local'} Kafka broker")
+    started = subprocess.run([launcher, "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        sys.exit(f"[demo] the broker did not start:\n{started.stdout}{started.stderr}")
+    bootstrap = started.stdout.strip().splitlines()[-1]
+    try:
+        yield bootstrap
+    finally:
+        if not was_running:
+            print("[demo] stopping the broker")
+            subprocess.run([launcher, "stop"], capture_output=True)
+
+
+@contextmanager
+def process(name: str, args: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    with log.open("w") as output:
+        child = subprocess.Popen(args, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        yield
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        print(f"[demo] {name} stopped (exit code {child.returncode}; log {log})")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Sum each sample of the service's metrics by name and labels (``name{k=v}``)."""
+    with urllib.request.urlopen(url, timeout=2) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return values
+
+
+def read_topic(bootstrap: str, topic: str, idle_ms: int = 3000) -> list[bytes]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=idle_ms,
+    )
+    try:
+        return [record.value for record in consumer]
+    finally:
+        consumer.close()
+
+
+def watch_progress(url: str, total: int, timeout: float = 300.0) -> None:
+    """Print the service's progress until every sample is scored and every query answered."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        try:
+            metrics = scrape(url)
+        except OSError:
+            continue
+        scored = metrics.get("stream_al_samples_total{outcome=scored}", 0)
+        queries = sum(v for k, v in metrics.items() if k.startswith("stream_al_queries_total{"))
+        learned = metrics.get("stream_al_labels_total{status=learned}", 0)
+        accuracy = metrics.get("stream_al_accuracy_ratio", float("nan"))
+        print(
+            f"[demo] scored {scored:6.0f}/{total}  queries {queries:5.0f}  "
+            f"labels learned {learned:5.0f}  recent accuracy {accuracy:.3f}"
+        )
+        if scored >= total and learned >= queries:
+            return
+    print("[demo] timed out waiting for the service; see .state/demo/service.log")
+
+
+def print_summary(
+    args: argparse.Namespace, examples: list[Example], predictions: list[dict], url: str
+) -> None:
+    truth = {example.id: example.label for example in examples}
+    first: dict[str, dict] = {}
+    for prediction in predictions:
+        first.setdefault(prediction["id"], prediction)
+    correct = sum(p["label"] == truth[i] for i, p in first.items())
+    queried = sum(p["queried"] for p in first.values())
+    all_labels = LearnerConfig(
+        model=ModelConfig(name=args.model, seed=args.seed),
+        strategy=StrategyConfig(budget=1.0, name="random", exploration=0.0, warmup=0),
+    )
+    baseline = simulate(examples, all_labels, dataset=args.dataset)
+    scored = max(1, len(first))
+    print(
+        "\n[demo] summary\n"
+        f"  samples scored   {len(first)} of {len(examples)}\n"
+        f"  labels asked     {queried} = {queried / scored:.3f} of samples (budget {args.budget})\n"
+        f"  accuracy         {correct / scored:.3f} with {queried} labels; "
+        f"{baseline.accuracy:.3f} with all {len(examples)} labels\n"
+        f"  metrics served   {url}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kafka-launcher", type=Path, default=Path("deploy/kafka/kafka-local"))
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="bananas")
+    parser.add_argument("--model", default="hoeffding-tree")
+    parser.add_argument("--budget", type=float, default=0.1)
+    parser.add_argument("--rate", type=float, default=1000.0, help="samples per second")
+    parser.add_argument("--oracle-delay", type=float, default=0.5, help="seconds per answer")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+
+    run_id = uuid.uuid4().hex[:8]
+    metrics_port = _free_port()
+    workdir = Path(".state") / "demo"
+    workdir.mkdir(parents=True, exist_ok=True)
+    examples = list(stream(args.dataset, seed=args.seed))
+
+    with local_broker(args.kafka_launcher) as bootstrap:
+        env = {
+            **os.environ,
+            "STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "STREAM_AL_GROUP_ID": f"demo-{run_id}",
+            "STREAM_AL_METRICS__PORT": str(metrics_port),
+            "STREAM_AL_LEARNER__MODEL__NAME": args.model,
+            "STREAM_AL_LEARNER__STRATEGY__BUDGET": str(args.budget),
+            "STREAM_AL_LOG_LEVEL": "WARNING",
+        }
+        for topic in ("samples", "oracle", "labels", "predictions", "dead_letters"):
+            env[f"STREAM_AL_TOPICS__{topic.upper()}"] = f"demo-{run_id}.{topic}"
+        os.environ.update({k: v for k, v in env.items() if k.startswith("STREAM_AL_")})
+        settings = load_settings()
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with ExitStack() as processes:
+            cli = [sys.executable, "-m", "stream_al.cli"]
+            processes.enter_context(process("service", [*cli, "run"], env, workdir / "service.log"))
+            oracle = [*cli, "oracle", "--dataset", args.dataset, "--delay", str(args.oracle_delay)]
+            processes.enter_context(process("oracle", oracle, env, workdir / "oracle.log"))
+            print(f"[demo] service metrics on {url}")
+            print(
+                f"[demo] streaming {len(examples)} samples of {args.dataset} at {args.rate:.0f}/s"
+            )
+            produce(settings, args.dataset, rate=args.rate, seed=args.seed)
+            watch_progress(url, len(examples))
+        predictions = [json.loads(v) for v in read_topic(bootstrap, settings.topics.predictions)]
+    print_summary(args, examples, predictions, url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

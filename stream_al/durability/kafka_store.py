@@ -1,0 +1,358 @@
+"""Checkpoints kept in a compacted Kafka topic, for services without durable disks.
+
+Layout. The store writes checkpoint number ``seq`` (1, 2, 3, ...) under the record
+key ``"{key}/{seq % keep}"`` with a header ``stream-al-seq``. Compaction keeps the
+latest value of each record key, so the topic always holds the last ``keep``
+checkpoints of every service key: there is an older one to fall back to even after
+the log cleaner ran. The reader mirrors compaction (latest value per record key,
+tombstones delete) so its answer does not depend on when the cleaner last ran.
+
+Trust. Anyone who can produce to the topic could plant a pickle, so every value must
+carry an HMAC-SHA256 signature made with ``checkpoint.hmac_key``; the store refuses
+to start without one. The signature also covers the record key and sequence number:
+a value signed for one replica or slot is refused under another. What a signature
+cannot prevent is a writer replaying an *older* genuine value of the same record key
+(a rollback); restrict produce rights on the topic with ACLs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
+
+from stream_al.durability.checkpoint import Checkpoint
+from stream_al.durability.envelope import open_envelope, seal, validate_hmac_key
+from stream_al.durability.errors import CheckpointConfigError, CheckpointError, CheckpointTooLarge
+from stream_al.durability.store import Candidate, restore_latest
+
+log = logging.getLogger(__name__)
+
+SEQ_HEADER = "stream-al-seq"
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+#: Room for the record batch framing, record key and headers around the value.
+FRAMING_BYTES = 64 * 1024
+#: Keys of ``kafka_config`` the store sets itself; a caller's value is overridden.
+_OWNED_KEYS = frozenset(
+    {
+        "key_serializer",
+        "value_serializer",
+        "key_deserializer",
+        "value_deserializer",
+        "group_id",
+        "group_instance_id",
+        "enable_auto_commit",
+        "auto_offset_reset",
+        "isolation_level",
+        "acks",
+        "max_request_size",
+        "max_partition_fetch_bytes",
+        "fetch_max_bytes",
+        "transactional_id",
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Record:
+    record_key: str
+    seq: int | None
+    partition: int
+    offset: int
+    value: bytes
+
+
+class KafkaCheckpointStore:
+    """Signed checkpoints in a compacted topic, the last ``keep`` per service key.
+
+    Args:
+        topic: the checkpoint topic; created with ``cleanup.policy=compact`` and a
+            ``max.message.bytes`` fitting ``max_bytes`` if missing. An existing topic
+            that is not compacted is refused.
+        key: this service's checkpoint key (e.g. consumer group + replica id).
+        kafka_config: kafka-python settings shared by the admin client, producer and
+            consumer (``bootstrap_servers``, ``security_protocol``, ``ssl_*``,
+            ``sasl_*``, ``client_id``, ...). Keys no client knows are refused; keys the
+            store sets itself (serializers, ``acks``, sizes, group settings) are ignored.
+        hmac_key: ``checkpoint.hmac_key``, required, at least 16 bytes.
+        keep: checkpoints kept per key (``checkpoint.keep``).
+        max_bytes: largest checkpoint accepted (``checkpoint.max_bytes``).
+        replication_factor: for topic creation; -1 takes the broker default.
+        timeout_s: bound on each Kafka operation (send, topic read, admin calls).
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        key: str,
+        kafka_config: Mapping[str, Any],
+        hmac_key: bytes | None,
+        keep: int = 3,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        replication_factor: int = -1,
+        timeout_s: float = 30.0,
+    ) -> None:
+        if hmac_key is None:
+            raise CheckpointConfigError(
+                "the Kafka checkpoint store requires checkpoint.hmac_key: checkpoints are "
+                "pickles, and anything read back from Kafka must be signed"
+            )
+        validate_hmac_key(hmac_key)
+        if keep < 1:
+            raise CheckpointConfigError(f"checkpoint.keep must be at least 1 (got {keep})")
+        if max_bytes < 1024:
+            raise CheckpointConfigError(f"checkpoint.max_bytes must be >= 1024 (got {max_bytes})")
+        if not key:
+            raise CheckpointConfigError("the checkpoint key must not be empty")
+        self.topic = topic
+        self.key = key
+        self.keep = keep
+        self.max_bytes = max_bytes
+        self._hmac_key = hmac_key
+        self._timeout_s = timeout_s
+        self._configs = _split_client_configs(kafka_config)
+        self._next_seq: int | None = None
+        self._ensure_topic(replication_factor)
+        self._producer = KafkaProducer(
+            **self._configs["producer"],
+            acks="all",
+            max_request_size=self.max_bytes + FRAMING_BYTES,
+        )
+
+    def __repr__(self) -> str:
+        return f"KafkaCheckpointStore(topic={self.topic!r}, key={self.key!r}, keep={self.keep})"
+
+    def save(self, checkpoint: Checkpoint) -> str:
+        """Sign and produce ``checkpoint``; returns ``"topic[partition]@offset"``.
+
+        Returns once every in-sync replica has it (``acks=all``).
+
+        Raises:
+            CheckpointTooLarge: the signed checkpoint exceeds ``max_bytes`` (or the
+                topic's ``max.message.bytes``).
+            CheckpointError: Kafka did not acknowledge within ``timeout_s``.
+        """
+        if self._next_seq is None:
+            self._next_seq = self._read_back()[1]
+        seq = self._next_seq
+        record_key = f"{self.key}/{seq % self.keep}"
+        data = seal(checkpoint, self._hmac_key, _context(record_key, seq))
+        if len(data) > self._limit:
+            raise CheckpointTooLarge(
+                f"checkpoint is {len(data)} bytes, over the {self._limit}-byte limit "
+                f"(checkpoint.max_bytes={self.max_bytes}, topic {self.topic!r} "
+                f"max.message.bytes={self._limit + FRAMING_BYTES}); raise both"
+            )
+        try:
+            future = self._producer.send(
+                self.topic,
+                key=record_key.encode("utf-8"),
+                value=data,
+                headers=[(SEQ_HEADER, str(seq).encode("ascii"))],
+            )
+            metadata = future.get(timeout=self._timeout_s)
+        except MessageSizeTooLargeError as exc:
+            raise CheckpointTooLarge(
+                f"Kafka refused a {len(data)}-byte checkpoint as too large for topic "
+                f"{self.topic!r}: raise its max.message.bytes ({exc})"
+            ) from exc
+        except KafkaError as exc:
+            raise CheckpointError(f"could not write checkpoint to {self.topic!r}: {exc}") from exc
+        self._next_seq = seq + 1
+        where = f"{self.topic}[{metadata.partition}]@{metadata.offset}"
+        log.info("checkpoint %d saved to %s as %s (%d bytes)", seq, where, record_key, len(data))
+        return where
+
+    def load_latest(
+        self,
+        expected_fingerprint: str | None = None,
+        expected_config: Mapping[str, Any] | None = None,
+    ) -> Checkpoint | None:
+        """The newest checkpoint of this key that verifies; see :func:`restore_latest`.
+
+        Candidates are tried by claimed sequence number, highest first (a record
+        without one first of all); every refused one is logged at WARNING.
+        """
+        records, self._next_seq = self._read_back()
+        return restore_latest(self._candidates(records), expected_fingerprint, expected_config)
+
+    def close(self) -> None:
+        """Flush and close the producer."""
+        self._producer.close(timeout=self._timeout_s)
+
+    @property
+    def _limit(self) -> int:
+        return min(self.max_bytes, self._topic_max_message_bytes - FRAMING_BYTES)
+
+    def _candidates(self, records: list[_Record]) -> Iterator[Candidate]:
+        def order(record: _Record) -> tuple[int, int]:
+            # An unnumbered record can only be foreign: try (and refuse) it first so
+            # that its refusal is logged rather than silently ignored.
+            return (record.seq if record.seq is not None else 2**63, record.offset)
+
+        for record in sorted(records, key=order, reverse=True):
+            source = (
+                f"{self.topic}[{record.partition}]@{record.offset} "
+                f"(key {record.record_key!r}, seq {record.seq})"
+            )
+            context = _context(record.record_key, record.seq)
+            load = partial(
+                open_envelope, record.value, self._hmac_key, context, require_signature=True
+            )
+            yield source, load
+
+    def _read_back(self) -> tuple[list[_Record], int]:
+        """This key's live records (as after compaction) and the next sequence number."""
+        consumer = KafkaConsumer(
+            **self._configs["consumer"],
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=self.max_bytes + FRAMING_BYTES,
+            fetch_max_bytes=max(52_428_800, self.max_bytes + FRAMING_BYTES),
+        )
+        try:
+            latest = self._consume_all(consumer)
+        finally:
+            consumer.close(autocommit=False)
+        records = [record for record in latest.values() if record is not None]
+        claimed = [record.seq for record in records if record.seq is not None]
+        return records, max(claimed, default=0) + 1
+
+    def _consume_all(self, consumer: KafkaConsumer) -> dict[tuple[int, str], _Record | None]:
+        deadline = time.monotonic() + self._timeout_s
+        partitions = consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            # The topic was there at start-up: treating "cannot see it" as "no checkpoint"
+            # would restart the learner from scratch, so refuse instead.
+            raise CheckpointError(f"checkpoint topic {self.topic!r} has no visible partitions")
+        assigned = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
+        latest: dict[tuple[int, str], _Record | None] = {}
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        end = consumer.end_offsets(assigned, timeout_ms=int(self._timeout_s * 1000))
+        # Compacted topics have offset gaps: read until the position reaches the end
+        # offset seen at the start, not until a record with offset end - 1 arrives.
+        while any(consumer.position(tp) < end[tp] for tp in assigned):
+            if time.monotonic() > deadline:
+                raise CheckpointError(
+                    f"timed out after {self._timeout_s}s reading checkpoint topic {self.topic!r}"
+                )
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                for message in batch:
+                    if message.offset >= end[tp]:
+                        continue
+                    record_key = message.key.decode("utf-8", "replace") if message.key else ""
+                    if not self._owns(record_key):
+                        continue
+                    if message.value is None:
+                        latest[(tp.partition, record_key)] = None  # tombstone
+                        continue
+                    latest[(tp.partition, record_key)] = _Record(
+                        record_key,
+                        _parse_seq(message.headers),
+                        tp.partition,
+                        message.offset,
+                        bytes(message.value),
+                    )
+        return latest
+
+    def _owns(self, record_key: str) -> bool:
+        base, _, slot = record_key.rpartition("/")
+        return record_key == self.key or (base == self.key and slot.isdigit())
+
+    def _ensure_topic(self, replication_factor: int) -> None:
+        timeout_ms = int(self._timeout_s * 1000)
+        wanted_max = self.max_bytes + FRAMING_BYTES
+        admin = KafkaAdminClient(**{"request_timeout_ms": timeout_ms, **self._configs["admin"]})
+        try:
+            if self.topic not in admin.list_topics():
+                try:
+                    admin.create_topics(
+                        {
+                            self.topic: {
+                                "num_partitions": 1,
+                                "replication_factor": replication_factor,
+                                "configs": {
+                                    "cleanup.policy": "compact",
+                                    "max.message.bytes": str(wanted_max),
+                                },
+                            }
+                        },
+                        timeout_ms=timeout_ms,
+                        wait_for_metadata=True,
+                    )
+                    log.info("created compacted checkpoint topic %r", self.topic)
+                except TopicAlreadyExistsError:
+                    pass  # another replica won the race; check its settings below
+            found = _topic_configs(admin, self.topic, ("cleanup.policy", "max.message.bytes"))
+        finally:
+            admin.close()
+        policy = found.get("cleanup.policy") or "delete"
+        if "compact" not in policy.split(","):
+            raise CheckpointConfigError(
+                f"checkpoint topic {self.topic!r} has cleanup.policy={policy}; it must be "
+                "compact, or old checkpoints are deleted by retention"
+            )
+        self._topic_max_message_bytes = int(found.get("max.message.bytes") or wanted_max)
+        if self._topic_max_message_bytes < wanted_max:
+            log.warning(
+                "checkpoint topic %r has max.message.bytes=%d: checkpoints over %d bytes will be "
+                "refused although checkpoint.max_bytes=%d",
+                self.topic,
+                self._topic_max_message_bytes,
+                self._limit,
+                self.max_bytes,
+            )
+
+
+def _context(record_key: str, seq: int | None) -> bytes:
+    return b"kafka\x00" + record_key.encode("utf-8") + b"\x00" + str(seq).encode("ascii")
+
+
+def _parse_seq(headers: list[tuple[str, bytes]] | None) -> int | None:
+    for name, value in headers or []:
+        if name == SEQ_HEADER:
+            try:
+                seq = int(value.decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                return None
+            return seq if 0 <= seq < 2**62 else None
+    return None
+
+
+def _topic_configs(admin: KafkaAdminClient, topic: str, names: tuple[str, ...]) -> dict[str, str]:
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, {name: None for name in names})
+    described = admin.describe_configs([resource], config_filter="all")
+    entries = described.get("topic", {}).get(topic, {})
+    return {name: entry.get("value") for name, entry in entries.items() if name in names}
+
+
+def _split_client_configs(kafka_config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-client subsets of ``kafka_config``; a key no client knows is a typo: refuse it."""
+    known = {
+        "admin": set(KafkaAdminClient.DEFAULT_CONFIG),
+        "producer": set(KafkaProducer.DEFAULT_CONFIG),
+        "consumer": set(KafkaConsumer.DEFAULT_CONFIG),
+    }
+    unknown = sorted(set(kafka_config) - set().union(*known.values()) - _OWNED_KEYS)
+    if unknown:
+        raise CheckpointConfigError(
+            f"unknown Kafka client settings for the checkpoint store: {', '.join(unknown)}"
+        )
+    return {
+        client: {
+            name: value
+            for name, value in kafka_config.items()
+            if name in names and name not in _OWNED_KEYS
+        }
+        for client, names in known.items()
+    }

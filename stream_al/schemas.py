@@ -1,0 +1,204 @@
+"""Wire schemas: what travels on the topics, as JSON.
+
+Every message that enters the service is parsed here; anything that does not fit is
+rejected with an ``InvalidMessage`` whose ``reason`` is a short code (used as a metric
+label and a dead-letter header) and whose ``detail`` says what is wrong.
+
+Class labels are strings everywhere (on the wire, in the model, in probabilities, whose
+JSON keys are strings anyway). A label sent as a JSON number or boolean is accepted and
+converted to its JSON text: ``true`` becomes ``"true"``, ``3`` becomes ``"3"``.
+
+>>> sample = decode_sample(b'{"id": "s-1", "features": {"x": 1.5, "colour": "red"}}')
+>>> sample.id, sample.features
+('s-1', {'x': 1.5, 'colour': 'red'})
+>>> decode_label(b'{"id": "s-1", "label": true}').label
+'true'
+>>> decode_sample(b'{"id": "s-2", "features": {"x": NaN}}')  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+stream_al.schemas.InvalidMessage: invalid_sample: features.x: ... must be a finite number ...
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+)
+
+from stream_al.core.types import ClassLabel, FeatureValue, QueryReason
+
+MAX_ID_LENGTH = 256
+MAX_FEATURES = 10_000
+MAX_NAME_LENGTH = 256
+MAX_STRING_VALUE_LENGTH = 4096
+#: Default ceiling on one message's size; the service setting ``max_message_bytes`` overrides it.
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+
+DeadLetterReason = Literal[
+    "too_large",
+    "not_json",
+    "invalid_sample",
+    "invalid_label",
+    "unknown_id",
+    "expired",
+    "duplicate",
+]
+
+
+class InvalidMessage(ValueError):
+    """A message that cannot be used, with a reason code and a readable detail."""
+
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: DeadLetterReason = reason
+        self.detail = detail
+
+
+def class_label(value: Any) -> ClassLabel:
+    """Normalise a class label to its string form (JSON text for numbers and booleans).
+
+    >>> class_label(True), class_label(3), class_label("cat")
+    ('true', '3', 'cat')
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int):
+        return json.dumps(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("a label must be a finite number")
+        return json.dumps(int(value)) if value.is_integer() else json.dumps(value)
+    raise ValueError(f"a label must be a string, number or boolean, not {type(value).__name__}")
+
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Label = Annotated[ClassLabel, BeforeValidator(class_label), Field(min_length=1, max_length=256)]
+FeatureName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+
+
+def _feature_value(value: Any) -> FeatureValue:
+    # One validator instead of a union: one clear message, and JSON's types kept as they
+    # are (true stays a bool, "1" stays a string).
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number (NaN and infinity are not allowed)")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_VALUE_LENGTH:
+            raise ValueError(f"a string feature is at most {MAX_STRING_VALUE_LENGTH} characters")
+        return value
+    raise ValueError(f"must be a number, string or boolean, not {type(value).__name__}")
+
+
+WireFeatureValue = Annotated[FeatureValue, PlainValidator(_feature_value)]
+MetadataValue = str | int | float | bool | None
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+Features = Annotated[dict[FeatureName, WireFeatureValue], Field(max_length=MAX_FEATURES)]
+
+
+class Sample(_Wire):
+    """One event to score: ``features`` by name, an optional event time and metadata."""
+
+    id: Id
+    features: Features
+    timestamp: datetime | None = None
+    metadata: Annotated[dict[FeatureName, MetadataValue], Field(max_length=1000)] | None = None
+
+
+class LabelMessage(_Wire):
+    """A label for a sample; ``features`` may be carried along when the sample was never queried."""
+
+    id: Id
+    label: Label
+    annotator: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)] | None = None
+    features: Features | None = None
+
+
+class Query(_Wire):
+    """What the oracle receives: the sample, what the model thinks, and why it asks."""
+
+    id: Id
+    features: dict[str, FeatureValue]
+    predicted_label: ClassLabel | None
+    probabilities: dict[ClassLabel, float]
+    uncertainty: float = Field(ge=0.0, le=1.0)
+    strategy: str
+    reason: QueryReason
+    threshold: float | None
+    created_at: datetime
+
+
+class Prediction(_Wire):
+    """What downstream receives for every sample."""
+
+    id: Id
+    label: ClassLabel | None
+    probabilities: dict[ClassLabel, float]
+    queried: bool
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _decode_json(raw: bytes, max_bytes: int) -> Any:
+    if len(raw) > max_bytes:
+        raise InvalidMessage("too_large", f"message is {len(raw)} bytes, the limit is {max_bytes}")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage("not_json", f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage("not_json", f"not JSON: {exc.msg} at char {exc.pos}") from exc
+    except RecursionError as exc:
+        raise InvalidMessage("not_json", "JSON nested too deeply") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        location = ".".join(str(part) for part in error["loc"]) or "message"
+        parts.append(f"{location}: {error['msg']}")
+    if exc.error_count() > 5:
+        parts.append(f"... and {exc.error_count() - 5} more errors")
+    return "; ".join(parts)
+
+
+def decode_sample(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Sample:
+    """Parse and validate a sample message, or raise ``InvalidMessage``."""
+    data = _decode_json(raw, max_bytes)
+    try:
+        return Sample.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidMessage("invalid_sample", _describe(exc)) from exc
+
+
+def decode_label(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> LabelMessage:
+    """Parse and validate a label message, or raise ``InvalidMessage``."""
+    data = _decode_json(raw, max_bytes)
+    try:
+        return LabelMessage.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidMessage("invalid_label", _describe(exc)) from exc
+
+
+def encode(message: BaseModel) -> bytes:
+    """Serialise a wire model to compact JSON bytes."""
+    return message.model_dump_json(exclude_none=False).encode()

@@ -1,0 +1,427 @@
+"""The Kafka service: a thin adapter that moves messages to and from an ``ActiveLearner``.
+
+One thread does everything, in a loop: learn from the labels that have arrived, then take
+a batch of samples, score each, publish predictions and queries, wait until the producer
+has delivered them, and only then commit the batch's offsets (at-least-once: a crash
+replays a batch, it never drops one). The learner decides; this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import OffsetAndMetadata
+
+from stream_al.core.learner import ActiveLearner, LabelStatus
+from stream_al.schemas import (
+    DeadLetterReason,
+    InvalidMessage,
+    Prediction,
+    decode_label,
+    decode_sample,
+    encode,
+)
+from stream_al.service import kafka_io
+from stream_al.service.checkpointing import Checkpointer
+from stream_al.service.metrics import ServiceMetrics
+from stream_al.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Header names on dead letters (values are UTF-8 text).
+REASON_HEADER = "stream_al.reason"
+DETAIL_HEADER = "stream_al.detail"
+SOURCE_TOPIC_HEADER = "stream_al.source.topic"
+SOURCE_PARTITION_HEADER = "stream_al.source.partition"
+SOURCE_OFFSET_HEADER = "stream_al.source.offset"
+
+_GAUGE_INTERVAL_SECONDS = 1.0
+_LABEL_STATUS_TO_REASON: dict[LabelStatus, DeadLetterReason] = {
+    LabelStatus.DUPLICATE: "duplicate",
+    LabelStatus.UNKNOWN_ID: "unknown_id",
+    LabelStatus.EXPIRED: "expired",
+}
+
+
+@dataclass
+class _Batch:
+    """Samples taken but not committed yet: the next offset per partition, and deliveries."""
+
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    deliveries: list[Any] = field(default_factory=list)
+
+    def add(self, record: ConsumerRecord) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        self.first_offsets.setdefault(tp, record.offset)
+        self.offsets[tp] = record.offset + 1
+
+
+class BrokerProbe:
+    """Checks in the background, every ``interval`` seconds, that a bootstrap server answers.
+
+    A TCP connection is what the readiness check needs to know (kafka-python reconnects by
+    itself and does not say when it cannot), and it never blocks the service loop.
+    """
+
+    def __init__(self, bootstrap_servers: str, interval: float = 1.0) -> None:
+        self._addresses = [_host_port(server) for server in bootstrap_servers.split(",")]
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="broker-probe", daemon=True)
+        self.reachable = False
+
+    def start(self) -> None:
+        self.reachable = self.check()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> bool:
+        for host, port in self._addresses:
+            try:
+                with socket.create_connection((host, port), timeout=self._interval):
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.reachable = self.check()
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    host, _, port = server.strip().rpartition(":")
+    return host.strip("[]") or "localhost", int(port or 9092)
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._service._finish_batch()
+        self._service._assigned.difference_update(revoked)
+        for tp in revoked:
+            self._service.metrics.remove_lag(tp.topic, tp.partition)
+        self._service.metrics.rebalanced()
+        log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._service._assigned.update(assigned)
+        log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class Service:
+    """``stream-al run``: samples in, predictions and queries out, labels learned online.
+
+    ``learner`` defaults to a fresh one built from ``settings.learner``; ``label_offsets``
+    (labels partition -> next offset) positions the labels consumer, by default at the
+    end of the labels topic as it is at start.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        learner: ActiveLearner | None = None,
+        metrics: ServiceMetrics | None = None,
+        label_offsets: dict[int, int] | None = None,
+        checkpointer: Checkpointer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.learner = learner if learner is not None else ActiveLearner(settings.learner)
+        self.metrics = (
+            metrics
+            if metrics is not None
+            else ServiceMetrics(settings.metrics.host, settings.metrics.port)
+        )
+        self.metrics.set_readiness(self.readiness)
+        #: labels partition -> next offset to read; what a checkpoint records.
+        self.label_offsets: dict[int, int] = dict(label_offsets or {})
+        self.checkpointer = checkpointer
+        self._clock = clock
+        self._stopping = threading.Event()
+        self._batch = _Batch()
+        self._producer: KafkaProducer | None = None
+        self._samples: KafkaConsumer | None = None
+        self._labels: KafkaConsumer | None = None
+        # Read by the metrics HTTP thread: plain values the service keeps up to date, never
+        # the Kafka clients themselves, which are not thread-safe.
+        self._assigned: set[TopicPartition] = set()
+        self._broker_probe = BrokerProbe(settings.kafka.bootstrap_servers)
+        self._last_gauges = 0.0
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the batch in hand (safe from a signal handler)."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Connect, then loop until ``stop()``; flushes and commits before returning."""
+        self.connect()
+        try:
+            while not self._stopping.is_set():
+                self.step()
+        finally:
+            self.close()
+
+    def connect(self) -> None:
+        """Restore the checkpoint; create missing topics, the producer and both consumers."""
+        if self.checkpointer is not None:
+            learner, offsets = self.checkpointer.restore()
+            if learner is not None:
+                self.learner, self.label_offsets = learner, offsets
+        if self.settings.topics.create:
+            kafka_io.ensure_topics(self.settings)
+        self._producer = kafka_io.producer(self.settings)
+        self._labels = kafka_io.labels_consumer(self.settings)
+        self._assign_labels()
+        if self.checkpointer is not None:
+            # From here on no label may be lost, so there must be offsets to return to.
+            self._save_checkpoint()
+        self._samples = kafka_io.samples_consumer(self.settings)
+        self._samples.subscribe([self.settings.topics.samples], listener=_CommitBeforeRevoke(self))
+        self._broker_probe.start()
+        log.info(
+            "stream_al service started: group %s, replica %s, model %s, strategy %s (budget %s)",
+            self.settings.group_id,
+            self.settings.replica_id,
+            self.learner.model.describe(),
+            self.settings.learner.strategy.name,
+            self.settings.learner.strategy.budget,
+        )
+
+    def step(self, timeout_ms: int = 100) -> int:
+        """One round: learn the labels that arrived, then score one batch. Returns samples seen."""
+        assert self._samples is not None
+        self._learn_available_labels()
+        records = self._samples.poll(timeout_ms=timeout_ms)
+        seen = 0
+        for batch in records.values():
+            for record in batch:
+                self._handle_sample(record)
+                seen += 1
+        self._finish_batch()
+        if self.checkpointer is not None and self.checkpointer.save_if_due(
+            self.learner, self.label_offsets
+        ):
+            self.metrics.checkpoint_saved()
+        now = time.monotonic()
+        if now - self._last_gauges >= _GAUGE_INTERVAL_SECONDS:
+            self._last_gauges = now
+            self._update_gauges()
+        return seen
+
+    def close(self) -> None:
+        """Deliver and commit what was processed, then close the clients."""
+        try:
+            self._finish_batch()
+        except Exception:
+            log.exception("could not commit the last batch; it will be replayed")
+        if self.checkpointer is not None:
+            try:
+                self._save_checkpoint()
+            finally:
+                self.checkpointer.close()
+        self._broker_probe.stop()
+        for client in (self._samples, self._labels):
+            if client is not None:
+                client.close(autocommit=False)
+        if self._producer is not None:
+            self._producer.close()
+        log.info("stream_al service stopped: %s", self._summary_line())
+
+    def _save_checkpoint(self) -> None:
+        assert self.checkpointer is not None
+        self.checkpointer.save(self.learner, self.label_offsets)
+        self.metrics.checkpoint_saved()
+
+    # -- samples -----------------------------------------------------------------------------
+
+    def _handle_sample(self, record: ConsumerRecord) -> None:
+        assert self._producer is not None
+        self._batch.add(record)
+        started = time.perf_counter()
+        try:
+            sample = decode_sample(record.value, self.settings.max_message_bytes)
+        except InvalidMessage as error:
+            self._dead_letter(record, error.reason, error.detail)
+            self.metrics.sample_dead_lettered(error.reason)
+            return
+        scored = self.learner.score(sample, now=self._clock())
+        self.metrics.observe_decision_latency(time.perf_counter() - started)
+        self.metrics.sample_scored()
+        topics = self.settings.topics
+        for query in scored.queries:
+            self._send(topics.oracle, query.id, encode(query))
+            self.metrics.query_sent(query.reason)
+        if topics.predictions:
+            prediction = Prediction(
+                id=sample.id,
+                label=scored.label,
+                probabilities=scored.probabilities,
+                queried=scored.queried,
+            )
+            self._send(topics.predictions, sample.id, encode(prediction))
+            self.metrics.prediction_sent()
+
+    def _send(
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        assert self._producer is not None
+        encoded_key = key.encode() if isinstance(key, str) else key
+        future = self._producer.send(topic, key=encoded_key, value=value, headers=headers)
+        self._batch.deliveries.append(future)
+
+    def _finish_batch(self) -> None:
+        """Wait for the batch's messages to be delivered, then commit its offsets."""
+        batch, self._batch = self._batch, _Batch()
+        if not batch.offsets and not batch.deliveries:
+            return
+        assert self._producer is not None and self._samples is not None
+        self._producer.flush()
+        failed = [future for future in batch.deliveries if future.failed()]
+        if failed:
+            # Not delivered: do not commit; rewind so the batch is processed again.
+            log.error(
+                "%d messages not delivered (%s); replaying the batch",
+                len(failed),
+                failed[0].exception,
+            )
+            for tp, offset in batch.first_offsets.items():
+                self._samples.seek(tp, offset)
+            return
+        if batch.offsets:
+            self._samples.commit(
+                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in batch.offsets.items()}
+            )
+
+    def _dead_letter(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
+        log.warning(
+            "dead letter from %s[%d]@%d: %s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+            detail,
+        )
+        headers = [
+            (REASON_HEADER, reason.encode()),
+            (DETAIL_HEADER, detail[:2000].encode()),
+            (SOURCE_TOPIC_HEADER, record.topic.encode()),
+            (SOURCE_PARTITION_HEADER, str(record.partition).encode()),
+            (SOURCE_OFFSET_HEADER, str(record.offset).encode()),
+            *[(name, value) for name, value in (record.headers or [])],
+        ]
+        self._send(self.settings.topics.dead_letters, record.key, record.value or b"", headers)
+
+    # -- labels ------------------------------------------------------------------------------
+
+    def _assign_labels(self) -> None:
+        """Read every partition of the labels topic, from ``label_offsets`` or from the end."""
+        assert self._labels is not None
+        topic = self.settings.topics.labels
+        deadline = time.monotonic() + 60
+        partitions = self._labels.partitions_for_topic(topic)
+        while not partitions:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"labels topic {topic!r} does not exist")
+            time.sleep(0.2)
+            partitions = self._labels.partitions_for_topic(topic)
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._labels.assign(assigned)
+        ends = self._labels.end_offsets(assigned)
+        for tp in assigned:
+            offset = self.label_offsets.get(tp.partition, ends[tp])
+            self._labels.seek(tp, offset)
+            self.label_offsets[tp.partition] = offset
+
+    def _learn_available_labels(self) -> None:
+        assert self._labels is not None
+        records = self._labels.poll(timeout_ms=0)
+        for batch in records.values():
+            for record in batch:
+                self._handle_label(record)
+
+    def _handle_label(self, record: ConsumerRecord) -> None:
+        next_offset = record.offset + 1
+        if next_offset <= self.label_offsets.get(record.partition, 0):
+            return  # already reflected in the learner (replayed after a seek)
+        self.label_offsets[record.partition] = next_offset
+        try:
+            label = decode_label(record.value, self.settings.max_message_bytes)
+        except InvalidMessage as error:
+            self._reject_label(record, error.reason, error.detail)
+            return
+        learned = self.learner.learn(label, now=self._clock())
+        self.metrics.label_outcome(learned.status.value)
+        if learned.status is LabelStatus.LEARNED:
+            if learned.asked_at is not None:
+                self.metrics.observe_label_latency(max(0.0, self._clock() - learned.asked_at))
+            return
+        reason = _LABEL_STATUS_TO_REASON[learned.status]
+        self._dead_letter(record, reason, f"label for sample {label.id!r}: {reason}")
+        self.metrics.label_dead_lettered(reason)
+
+    def _reject_label(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
+        self._dead_letter(record, reason, detail)
+        self.metrics.label_outcome("invalid")
+        self.metrics.label_dead_lettered(reason)
+
+    # -- observability -----------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, bool]:
+        """The readiness checks; safe to call from any thread."""
+        return {
+            "broker_reachable": self._broker_probe.reachable,
+            "partitions_assigned": bool(self._assigned),
+            "model_loaded": self.learner is not None,
+        }
+
+    def _update_gauges(self) -> None:
+        learner = self.learner
+        policy = learner.policy
+        accuracy = learner.recent_accuracy.value
+        self.metrics.set_learner_gauges(
+            query_rate=learner.recent_query_rate.value if learner.samples_seen else 0.0,
+            budget=self.settings.learner.strategy.budget,
+            threshold=policy.threshold,
+            labels_remaining=policy.labels_remaining,
+            pending=len(learner.pending),
+            accuracy=None if accuracy != accuracy else accuracy,
+            labels_learned=learner.labels_learned,
+        )
+        self._update_lag()
+
+    def _update_lag(self) -> None:
+        assert self._samples is not None
+        for tp in self._samples.assignment():
+            highwater = self._samples.highwater(tp)
+            if highwater is None:
+                continue
+            position = self._samples.position(tp, timeout_ms=0)
+            if position is not None:
+                self.metrics.set_lag(tp.topic, tp.partition, max(0, highwater - position))
+
+    def _summary_line(self) -> str:
+        learner = self.learner
+        return (
+            f"{learner.samples_seen} samples scored, {learner.policy.queries} queries, "
+            f"{learner.labels_learned} labels learned"
+        )

@@ -1,0 +1,115 @@
+"""The service's use of checkpoints: restore at start, save every N labels or T seconds.
+
+A checkpoint holds the learner (model, strategy state, pending queries, counters) and the
+labels-topic offsets it reflects, taken between two rounds of the service loop, so the two
+always agree. On start the labels consumer is positioned right after those offsets and the
+labels since are replayed: each label is learned exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from stream_al.core.learner import ActiveLearner
+from stream_al.durability import (
+    Checkpoint,
+    CheckpointMismatch,
+    CheckpointSchedule,
+    CheckpointStore,
+    KafkaCheckpointStore,
+    LocalCheckpointStore,
+    NoValidCheckpoint,
+    config_fingerprint,
+)
+from stream_al.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointRefused(RuntimeError):
+    """The stored checkpoint cannot be used and starting fresh was not allowed."""
+
+
+def open_store(settings: Settings) -> CheckpointStore | None:
+    """The configured checkpoint store, or None when checkpoints are off."""
+    options = settings.checkpoint
+    key = options.hmac_key.get_secret_value().encode() if options.hmac_key else None
+    if options.topic:
+        return KafkaCheckpointStore(
+            options.topic,
+            key=f"{settings.group_id}/{settings.replica_id}",
+            kafka_config=settings.kafka.client_config(),
+            hmac_key=key,
+            keep=options.keep,
+        )
+    if options.directory is not None:
+        return LocalCheckpointStore(options.directory, keep=options.keep, hmac_key=key)
+    return None
+
+
+class Checkpointer:
+    """Restores and saves the learner of one service replica."""
+
+    def __init__(self, settings: Settings, store: CheckpointStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.schedule = CheckpointSchedule(
+            settings.checkpoint.every_labels, settings.checkpoint.every_seconds
+        )
+        self._config = settings.learner.model_dump(mode="json")
+        self._fingerprint = config_fingerprint(self._config)
+        self._labels_at_save = 0
+
+    def restore(self) -> tuple[ActiveLearner | None, dict[int, int]]:
+        """The learner and labels offsets of the latest valid checkpoint, if there is one."""
+        try:
+            checkpoint = self.store.load_latest(self._fingerprint, self._config)
+        except (CheckpointMismatch, NoValidCheckpoint) as error:
+            if not self.settings.checkpoint.start_fresh:
+                raise CheckpointRefused(
+                    f"{error}\nSet checkpoint.start_fresh (STREAM_AL_CHECKPOINT__START_FRESH=true) "
+                    "to start with a fresh model instead."
+                ) from error
+            log.warning("starting fresh, as checkpoint.start_fresh says: %s", error)
+            return None, {}
+        if checkpoint is None:
+            log.info("no checkpoint yet: starting with a fresh model")
+            return None, {}
+        learner: ActiveLearner = checkpoint.learner
+        offsets = checkpoint.label_offsets.get(self.settings.topics.labels, {})
+        self._labels_at_save = learner.labels_learned
+        log.info(
+            "restored the checkpoint of %s: %d samples seen, %d labels learned; replaying "
+            "labels from offsets %s",
+            checkpoint.created_at.isoformat(),
+            learner.samples_seen,
+            learner.labels_learned,
+            offsets,
+        )
+        return learner, offsets
+
+    def save_if_due(self, learner: ActiveLearner, label_offsets: dict[int, int]) -> bool:
+        labels_since = learner.labels_learned - self._labels_at_save
+        if not self.schedule.due(labels_since, time.monotonic()):
+            return False
+        self.save(learner, label_offsets)
+        return True
+
+    def save(self, learner: ActiveLearner, label_offsets: dict[int, int]) -> Any:
+        checkpoint = Checkpoint(
+            learner=learner,
+            label_offsets={self.settings.topics.labels: dict(label_offsets)},
+            config_fingerprint=self._fingerprint,
+            created_at=datetime.now(UTC),
+        )
+        where = self.store.save(checkpoint)
+        self.schedule.mark_saved(time.monotonic())
+        self._labels_at_save = learner.labels_learned
+        log.debug("checkpoint saved to %s", where)
+        return where
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,92 @@
+"""Kafka clients configured for the service, and topic creation."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from stream_al.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """A producer that waits for all in-sync replicas and keeps retrying through outages."""
+    config: dict[str, Any] = {
+        **settings.kafka.client_config(),
+        "acks": "all",
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "max_request_size": settings.max_message_bytes + 64 * 1024,
+        # A broker restart must not drop a message: retry for up to ten minutes.
+        "delivery_timeout_ms": 600_000,
+        "max_block_ms": 600_000,
+        "metrics_enabled": False,
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def samples_consumer(settings: Settings) -> KafkaConsumer:
+    """The consumer-group member that reads samples; offsets are committed by hand."""
+    return KafkaConsumer(
+        **settings.kafka.client_config(),
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.max_poll_records,
+        fetch_max_wait_ms=50,
+        max_partition_fetch_bytes=max(1_048_576, settings.max_message_bytes + 64 * 1024),
+        metrics_enabled=False,
+    )
+
+
+def labels_consumer(settings: Settings) -> KafkaConsumer:
+    """A group-less consumer: every replica reads every label, positioned by the service."""
+    return KafkaConsumer(
+        **settings.kafka.client_config(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # The loop polls labels without waiting; a short fetch wait lets a label reach the
+        # model within milliseconds instead of the default half second.
+        fetch_max_wait_ms=10,
+        max_partition_fetch_bytes=max(1_048_576, settings.max_message_bytes + 64 * 1024),
+        metrics_enabled=False,
+    )
+
+
+def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = None) -> None:
+    """Create the service's topics that do not exist yet (``extra``: name -> topic configs)."""
+    topics = settings.topics
+    wanted: dict[str, dict[str, str]] = {
+        name: {} for name in (topics.samples, topics.oracle, topics.labels, topics.dead_letters)
+    }
+    if topics.predictions:
+        wanted[topics.predictions] = {}
+    wanted.update(extra or {})
+    admin = KafkaAdminClient(**settings.kafka.client_config())
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(
+                name,
+                num_partitions=topics.partitions,
+                replication_factor=topics.replication_factor,
+                topic_configs=configs,
+            )
+            for name, configs in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            # Another replica may have created one first.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+            log.info("created topics %s", ", ".join(topic.name for topic in missing))
+    finally:
+        admin.close()

@@ -1,0 +1,467 @@
+"""Prometheus metrics and the health/readiness HTTP endpoints of the service.
+
+`ServiceMetrics` owns its own `prometheus_client.CollectorRegistry`, so several instances can
+live in one process (tests run two "replicas" side by side). The service calls small, named
+methods (``sample_scored()``, ``query_sent(reason)``, ...) rather than touching metric objects,
+which keeps metric names and label values in one place.
+
+Label values are closed sets of short codes, checked on every call: a label value that came from
+a sample (an id, a key, an error message) would create one time series per sample and slowly
+exhaust Prometheus' memory, so anything outside the known set is rejected with ``ValueError``.
+Every known label value is created at zero up front, so ``rate()`` and dashboards work before
+the first event instead of showing "no data".
+
+`start()` serves, from a daemon thread:
+
+- ``/metrics``: the registry in the Prometheus exposition format (negotiated from ``Accept``);
+- ``/healthz``: 200 while the process is alive and the thread answers;
+- ``/readyz``: 200 when every readiness check passes, otherwise 503 with a JSON body naming the
+  failing checks (see `ReadinessCallback`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final, Literal, get_args
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+)
+from prometheus_client.exposition import choose_encoder
+
+from stream_al.core.types import QueryReason
+from stream_al.schemas import DeadLetterReason
+
+__all__ = [
+    "DEAD_LETTER_REASONS",
+    "DECISION_LATENCY_BUCKETS",
+    "LABEL_LATENCY_BUCKETS",
+    "LABEL_STATUSES",
+    "QUERY_REASONS",
+    "READINESS_CHECKS",
+    "LabelOutcome",
+    "ReadinessCallback",
+    "ServiceMetrics",
+]
+
+log = logging.getLogger(__name__)
+
+#: What became of a label read from the labels topic: the learner's statuses
+#: (`stream_al.core.learner.LabelStatus`) plus "invalid" for a label that could not be decoded.
+LabelOutcome = Literal["learned", "duplicate", "unknown_id", "expired", "invalid"]
+
+QUERY_REASONS: Final[tuple[str, ...]] = get_args(QueryReason)
+LABEL_STATUSES: Final[tuple[str, ...]] = get_args(LabelOutcome)
+DEAD_LETTER_REASONS: Final[tuple[str, ...]] = get_args(DeadLetterReason)
+SAMPLE_OUTCOMES: Final[tuple[str, ...]] = ("scored", "dead_lettered")
+#: The checks the service is expected to report; the callback may report others too.
+READINESS_CHECKS: Final[tuple[str, ...]] = (
+    "broker_reachable",
+    "partitions_assigned",
+    "model_loaded",
+)
+
+#: Scoring one sample takes tens of microseconds to a few milliseconds; 1 s is pathological.
+DECISION_LATENCY_BUCKETS: Final[tuple[float, ...]] = (
+    50e-6, 100e-6, 250e-6, 500e-6,
+    1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0,
+)  # fmt: skip
+#: Humans label in seconds (a simulated oracle) to a day (a queue worked through overnight).
+LABEL_LATENCY_BUCKETS: Final[tuple[float, ...]] = (
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
+)  # fmt: skip
+
+#: Returns each readiness check's state by name; ready means non-empty and all True.
+#: It runs on the HTTP thread on every ``/readyz`` and ``/metrics`` request, so it must be
+#: cheap, must not block, and must only read state the service thread maintains.
+ReadinessCallback = Callable[[], Mapping[str, bool]]
+
+#: Reported as failing when no readiness callback has been set yet.
+_NOT_CONFIGURED: Final = "readiness_configured"
+#: Reported as failing when the readiness callback raised.
+_CALLBACK_FAILED: Final = "readiness_callback"
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+    return value
+
+
+def _gauge_value(value: float | None, missing: float) -> float:
+    return missing if value is None else float(value)
+
+
+class ServiceMetrics:
+    """The service's metrics, in a registry of their own, plus the HTTP endpoints.
+
+    Parameters
+    ----------
+    host
+        Address the HTTP server binds to (``"0.0.0.0"`` in a container, loopback by default).
+    port
+        TCP port; 0 picks a free one, readable from `port` after `start()`.
+    readiness
+        Callback reporting readiness checks (see `ReadinessCallback`); can be set later with
+        `set_readiness`. Until one is set the service reports not ready.
+    process_metrics
+        Also export the standard ``process_*`` and ``python_gc_*`` metrics.
+
+    All recording methods are thread-safe (prometheus_client metrics are).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        readiness: ReadinessCallback | None = None,
+        *,
+        process_metrics: bool = True,
+    ) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"metrics.port must be in [0, 65535], got {port}")
+        self.host = host
+        self._requested_port = port
+        self._readiness = readiness
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._last_checkpoint: float | None = None
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        if process_metrics:
+            ProcessCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        reg = self.registry
+
+        self._samples = Counter(
+            "stream_al_samples_total",
+            "Samples read from the samples topic, by outcome.",
+            ["outcome"],
+            registry=reg,
+        )
+        self._queries = Counter(
+            "stream_al_queries_total",
+            "Queries sent to the oracle topic, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self._labels = Counter(
+            "stream_al_labels_total",
+            "Labels read from the labels topic, by what became of them.",
+            ["status"],
+            registry=reg,
+        )
+        self._dead_letters = Counter(
+            "stream_al_dead_letters_total",
+            "Messages sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self._rebalances = Counter(
+            "stream_al_rebalances_total",
+            "Consumer group rebalances this process took part in.",
+            registry=reg,
+        )
+        self._predictions = Counter(
+            "stream_al_predictions_total",
+            "Predictions published to the predictions topic.",
+            registry=reg,
+        )
+        self._query_rate = Gauge(
+            "stream_al_query_rate_ratio",
+            "Share of recent samples that were queried (realised labeling rate).",
+            registry=reg,
+        )
+        self._budget = Gauge(
+            "stream_al_budget_ratio",
+            "Target share of samples to query (the labeling budget).",
+            registry=reg,
+        )
+        self._threshold = Gauge(
+            "stream_al_threshold",
+            "Uncertainty threshold or quantile cut in force; NaN when the strategy has none.",
+            registry=reg,
+        )
+        self._labels_remaining = Gauge(
+            "stream_al_labels_remaining",
+            "Labels left under the hard cap; +Inf when there is no cap.",
+            registry=reg,
+        )
+        self._pending = Gauge(
+            "stream_al_pending_queries",
+            "Queries sent and still waiting for their label.",
+            registry=reg,
+        )
+        self._accuracy = Gauge(
+            "stream_al_accuracy_ratio",
+            "Prequential accuracy over recent labeled samples; NaN before the first label.",
+            registry=reg,
+        )
+        self._labels_learned = Gauge(
+            "stream_al_labels_learned",
+            "Labels the model has learned from, including those restored from a checkpoint.",
+            registry=reg,
+        )
+        self._lag = Gauge(
+            "stream_al_consumer_lag_messages",
+            "Messages behind the partition's high watermark (highwater minus position).",
+            ["topic", "partition"],
+            registry=reg,
+        )
+        self._ready = Gauge(
+            "stream_al_ready",
+            "1 when every readiness check passes, else 0.",
+            registry=reg,
+        )
+        self._ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
+        self._checkpoint_age = Gauge(
+            "stream_al_checkpoint_age_seconds",
+            "Seconds since the last checkpoint was written; NaN before the first.",
+            registry=reg,
+        )
+        self._checkpoint_age.set_function(self._seconds_since_checkpoint)
+        self._decision_latency = Histogram(
+            "stream_al_decision_latency_seconds",
+            "Time to score one sample and decide whether to query it.",
+            buckets=DECISION_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self._label_latency = Histogram(
+            "stream_al_label_latency_seconds",
+            "Time from sending a query to receiving its label.",
+            buckets=LABEL_LATENCY_BUCKETS,
+            registry=reg,
+        )
+
+        for outcome in SAMPLE_OUTCOMES:
+            self._samples.labels(outcome=outcome)
+        for reason in QUERY_REASONS:
+            self._queries.labels(reason=reason)
+        for status in LABEL_STATUSES:
+            self._labels.labels(status=status)
+        for dl_reason in DEAD_LETTER_REASONS:
+            self._dead_letters.labels(reason=dl_reason)
+        # Unknown until the learner reports; NaN rather than a misleading 0.
+        for gauge in (self._query_rate, self._budget, self._threshold, self._accuracy):
+            gauge.set(math.nan)
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def sample_scored(self) -> None:
+        """Count one sample that was scored (whether or not it was queried)."""
+        self._samples.labels(outcome="scored").inc()
+
+    def sample_dead_lettered(self, reason: DeadLetterReason) -> None:
+        """Count one sample that could not be scored and went to the dead-letter topic."""
+        _check(reason, DEAD_LETTER_REASONS, "dead-letter reason")
+        self._samples.labels(outcome="dead_lettered").inc()
+        self._dead_letters.labels(reason=reason).inc()
+
+    def label_dead_lettered(self, reason: DeadLetterReason) -> None:
+        """Count one label sent to the dead-letter topic.
+
+        Only ``stream_al_dead_letters_total`` moves; record the label's fate with
+        `label_outcome` as well.
+        """
+        _check(reason, DEAD_LETTER_REASONS, "dead-letter reason")
+        self._dead_letters.labels(reason=reason).inc()
+
+    def query_sent(self, reason: QueryReason) -> None:
+        """Count one query sent to the oracle."""
+        _check(reason, QUERY_REASONS, "query reason")
+        self._queries.labels(reason=reason).inc()
+
+    def label_outcome(self, status: LabelOutcome) -> None:
+        """Count one label read from the labels topic, by what became of it."""
+        _check(status, LABEL_STATUSES, "label status")
+        self._labels.labels(status=status).inc()
+
+    def prediction_sent(self) -> None:
+        """Count one prediction published."""
+        self._predictions.inc()
+
+    def rebalanced(self) -> None:
+        """Count one consumer group rebalance (partitions assigned or revoked)."""
+        self._rebalances.inc()
+
+    def checkpoint_saved(self) -> None:
+        """Note that a checkpoint was just written (drives the checkpoint age gauge)."""
+        self._last_checkpoint = time.monotonic()
+
+    def observe_decision_latency(self, seconds: float) -> None:
+        """Record how long scoring and deciding on one sample took."""
+        self._decision_latency.observe(seconds)
+
+    def observe_label_latency(self, seconds: float) -> None:
+        """Record how long a label took to arrive after its query was sent."""
+        self._label_latency.observe(seconds)
+
+    def set_learner_gauges(
+        self,
+        query_rate: float,
+        budget: float,
+        threshold: float | None,
+        labels_remaining: int | None,
+        pending: int,
+        accuracy: float | None,
+        labels_learned: int,
+    ) -> None:
+        """Publish the learner's current state.
+
+        ``threshold`` None (no threshold) and ``accuracy`` None (nothing labeled yet) become
+        NaN; ``labels_remaining`` None (no hard cap) becomes +Inf.
+        """
+        self._query_rate.set(query_rate)
+        self._budget.set(budget)
+        self._threshold.set(_gauge_value(threshold, math.nan))
+        self._labels_remaining.set(_gauge_value(labels_remaining, math.inf))
+        self._pending.set(pending)
+        self._accuracy.set(_gauge_value(accuracy, math.nan))
+        self._labels_learned.set(labels_learned)
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        """Publish one assigned partition's consumer lag in messages."""
+        self._lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+    def remove_lag(self, topic: str, partition: int) -> None:
+        """Drop a revoked partition's lag series, so it does not linger at its last value."""
+        # Never reported, or already removed: nothing to drop.
+        with contextlib.suppress(KeyError):
+            self._lag.remove(topic, str(partition))
+
+    # -- readiness ---------------------------------------------------------------------------
+
+    def set_readiness(self, readiness: ReadinessCallback) -> None:
+        """Install (or replace) the readiness callback."""
+        self._readiness = readiness
+
+    def readiness(self) -> tuple[bool, dict[str, bool]]:
+        """Evaluate the readiness checks: (ready, state of each check)."""
+        if self._readiness is None:
+            return False, {_NOT_CONFIGURED: False}
+        try:
+            checks = {str(name): bool(ok) for name, ok in self._readiness().items()}
+        except Exception:
+            # A broken check must not take the endpoint down: report it as a failing check.
+            log.exception("readiness callback failed")
+            return False, {_CALLBACK_FAILED: False}
+        return bool(checks) and all(checks.values()), checks
+
+    def _seconds_since_checkpoint(self) -> float:
+        if self._last_checkpoint is None:
+            return math.nan
+        return time.monotonic() - self._last_checkpoint
+
+    # -- HTTP server -------------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Start serving on a daemon thread; return the bound port."""
+        if self._server is not None:
+            raise RuntimeError("metrics server already started")
+        server_class = _IPv6Server if ":" in self.host else ThreadingHTTPServer
+        try:
+            server = server_class((self.host, self._requested_port), _handler_for(self))
+        except OSError as exc:
+            raise OSError(
+                f"metrics server cannot bind {self.host}:{self._requested_port} "
+                f"(settings metrics.host / metrics.port): {exc}"
+            ) from exc
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            # How often the loop checks for stop(): bounds how long stop() blocks.
+            kwargs={"poll_interval": 0.1},
+            name="stream-al-metrics",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("metrics server listening on %s:%d", self.host, self.port)
+        return self.port
+
+    def stop(self) -> None:
+        """Stop serving and release the port; a no-op when not started."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    @property
+    def port(self) -> int:
+        """The bound port once started, else the configured one."""
+        if self._server is None:
+            return self._requested_port
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server, e.g. ``http://127.0.0.1:8000``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __enter__(self) -> ServiceMetrics:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _handler_for(metrics: ServiceMetrics) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+                self._reply(200, encoder(metrics.registry), content_type)
+            elif path == "/healthz":
+                self._reply(200, b"ok\n", "text/plain; charset=utf-8")
+            elif path == "/readyz":
+                ready, checks = metrics.readiness()
+                body: dict[str, Any] = {
+                    "ready": ready,
+                    "checks": checks,
+                    "failing": sorted(name for name, ok in checks.items() if not ok),
+                }
+                self._reply(
+                    200 if ready else 503,
+                    json.dumps(body).encode() + b"\n",
+                    "application/json",
+                )
+            else:
+                self._reply(404, b"not found\n", "text/plain; charset=utf-8")
+
+        def _reply(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # Prometheus scrapes every few seconds; per-request lines would drown the logs.
+            log.debug("%s " + format, self.address_string(), *args)
+
+    return Handler

@@ -1,0 +1,185 @@
+"""Service settings: one validated model, from defaults, a TOML file and the environment.
+
+Precedence, lowest first: defaults, the TOML file named by ``STREAM_AL_CONFIG_FILE`` (or
+``--config``), environment variables. Variables take the ``STREAM_AL_`` prefix and
+``__`` between nested names, e.g. ``STREAM_AL_KAFKA__BOOTSTRAP_SERVERS`` or
+``STREAM_AL_LEARNER__STRATEGY__BUDGET``. A bad value stops the service at start with a
+message naming the setting (``load_settings``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from stream_al.core.config import LearnerConfig
+from stream_al.schemas import DEFAULT_MAX_MESSAGE_BYTES
+
+ENV_PREFIX = "STREAM_AL_"
+CONFIG_FILE_VARIABLE = "STREAM_AL_CONFIG_FILE"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """How to reach the cluster; security settings are passed through to kafka-python."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "stream-al"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+    request_timeout_ms: int = Field(30_000, ge=1000)
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
+            raise ValueError("kafka.sasl_mechanism is required with a SASL security_protocol")
+        return self
+
+    def client_config(self) -> dict[str, Any]:
+        """Keyword arguments shared by kafka-python's producer, consumer and admin client."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.sasl_mechanism is not None:
+            config["sasl_mechanism"] = self.sasl_mechanism
+            config["sasl_plain_username"] = self.sasl_plain_username
+            if self.sasl_plain_password is not None:
+                config["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            config["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                value = getattr(self, name)
+                if value is not None:
+                    config[name] = str(value)
+        return config
+
+
+class TopicSettings(_Section):
+    samples: str = "stream_al.samples"
+    oracle: str = "stream_al.oracle"
+    labels: str = "stream_al.labels"
+    #: Every sample's prediction goes here; empty turns predictions off.
+    predictions: str = "stream_al.predictions"
+    dead_letters: str = "stream_al.dead_letters"
+    #: Create missing topics at start with this many partitions and replicas.
+    create: bool = True
+    partitions: int = Field(3, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+
+class MetricsSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class CheckpointSettings(_Section):
+    #: Local folder for checkpoints; empty turns local checkpoints off.
+    directory: Path | None = None
+    #: Kafka topic (compacted) for checkpoints; needs ``hmac_key``.
+    topic: str | None = None
+    every_labels: int = Field(500, ge=1)
+    every_seconds: float = Field(60.0, gt=0)
+    keep: int = Field(3, ge=1)
+    hmac_key: SecretStr | None = None
+    #: Ignore a checkpoint that does not fit the configuration instead of refusing to start.
+    start_fresh: bool = False
+
+    @model_validator(mode="after")
+    def _topic_needs_key(self) -> CheckpointSettings:
+        if self.topic and self.hmac_key is None:
+            raise ValueError("checkpoint.hmac_key is required when checkpoint.topic is set")
+        return self
+
+
+class Settings(BaseSettings):
+    """Everything the service needs, validated at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    #: Consumer group of the samples consumer, shared by the replicas.
+    group_id: str = "stream-al"
+    #: Names this replica (labels consumer, checkpoints); defaults to the host name.
+    replica_id: str = Field(default_factory=socket.gethostname, min_length=1)
+    learner: LearnerConfig = LearnerConfig()
+    metrics: MetricsSettings = MetricsSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
+    #: Largest number of records taken per poll.
+    max_poll_records: int = Field(500, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file.get() or os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+#: The file named by ``load_settings(config_file)``, seen by ``settings_customise_sources``.
+_config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
+
+
+class SettingsError(ValueError):
+    """Invalid configuration, with one line per bad setting."""
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate the settings, or raise ``SettingsError`` naming each bad setting."""
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"config file {config_file} does not exist")
+    named = os.environ.get(CONFIG_FILE_VARIABLE)
+    if config_file is None and named and not Path(named).is_file():
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}={named}: no such file")
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False):
+            path = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+            name = ".".join(path) or "settings"
+            env = ENV_PREFIX + "__".join(part.upper() for part in path)
+            lines.append(f"invalid setting {name} ({env}): {error['msg']}")
+        raise SettingsError("\n".join(lines)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {config_file or named} is not valid TOML: {exc}") from exc
+    finally:
+        _config_file.reset(token)

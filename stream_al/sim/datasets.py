@@ -1,0 +1,119 @@
+"""Streams by name: river's bundled datasets and synthetic drifting generators.
+
+Nothing here downloads: the bundled datasets ship inside river's wheel and the
+synthetic streams are generated from a seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from river import datasets
+from river.datasets import synth
+
+from stream_al.core.types import ClassLabel, Features
+from stream_al.schemas import class_label
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One sample of a stream with its true label."""
+
+    id: str
+    features: Features
+    label: ClassLabel
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    #: Samples in the stream when no limit is given.
+    size: int
+    make: Callable[[int], Iterator[tuple[dict, object]]]
+
+
+def _sea_drift(seed: int, size: int) -> Iterator[tuple[dict, object]]:
+    # An abrupt concept change half way: SEA variant 0 becomes variant 2. (river's
+    # ConceptDriftStream overflows for a width of one sample, so the halves are chained.)
+    half = size // 2
+    return itertools.chain(
+        synth.SEA(variant=0, seed=seed).take(half),
+        synth.SEA(variant=2, seed=seed + 1).take(size - half),
+    )
+
+
+def _hyperplane(seed: int, size: int) -> Iterator[tuple[dict, object]]:
+    # A rotating hyperplane: a gradual, continuous drift.
+    stream = synth.Hyperplane(seed=seed, n_features=10, n_drift_features=5, mag_change=0.001)
+    return iter(stream.take(size))
+
+
+def _sea(seed: int, size: int) -> Iterator[tuple[dict, object]]:
+    return iter(synth.SEA(variant=0, seed=seed).take(size))
+
+
+SYNTHETIC_SIZE = 20_000
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in [
+        DatasetInfo(
+            "phishing",
+            "phishing web pages, 9 features, binary (bundled)",
+            1250,
+            lambda seed: iter(datasets.Phishing()),
+        ),
+        DatasetInfo(
+            "image-segments",
+            "image regions, 18 features, 7 classes (bundled)",
+            2310,
+            lambda seed: iter(datasets.ImageSegments()),
+        ),
+        DatasetInfo(
+            "bananas",
+            "two interleaved banana shapes, 2 features, binary (bundled)",
+            5300,
+            lambda seed: iter(datasets.Bananas()),
+        ),
+        DatasetInfo(
+            "sea-drift",
+            "SEA concepts with an abrupt change half way (synthetic)",
+            SYNTHETIC_SIZE,
+            lambda seed: _sea_drift(seed, SYNTHETIC_SIZE),
+        ),
+        DatasetInfo(
+            "hyperplane",
+            "rotating hyperplane, gradual drift (synthetic)",
+            SYNTHETIC_SIZE,
+            lambda seed: _hyperplane(seed, SYNTHETIC_SIZE),
+        ),
+        DatasetInfo(
+            "sea",
+            "SEA concept 0, stationary (synthetic)",
+            SYNTHETIC_SIZE,
+            lambda seed: _sea(seed, SYNTHETIC_SIZE),
+        ),
+    ]
+}
+
+
+def stream(name: str, *, seed: int = 42, limit: int | None = None) -> Iterator[Example]:
+    """The examples of dataset ``name`` with ids ``<name>-<index>`` and string labels.
+
+    >>> first = next(stream("phishing"))
+    >>> first.id, first.label
+    ('phishing-0', 'true')
+    """
+    try:
+        info = DATASETS[name]
+    except KeyError:
+        known = ", ".join(sorted(DATASETS))
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {known}") from None
+    pairs = info.make(seed)
+    if limit is not None:
+        pairs = itertools.islice(pairs, limit)
+    for index, (x, y) in enumerate(pairs):
+        yield Example(f"{name}-{index}", {str(k): v for k, v in x.items()}, class_label(y))

@@ -1,0 +1,186 @@
+"""Smoke tests of the test broker itself: data round-trips, and survives a broker restart.
+
+These guard the fixtures every other integration test stands on: if they fail, look at the
+broker (``LocalKafka.log_path``) before looking at the service.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from tests.kafka_broker import LocalKafka, create_topics, make_topic_names
+
+pytestmark = pytest.mark.kafka
+
+_TIMEOUT_S = 60.0
+
+
+def _producer(bootstrap: str) -> KafkaProducer:
+    # acks=all and idempotence are kafka-python 3's defaults; spelled out because the
+    # restart test depends on "acknowledged means on the broker's disk log".
+    return KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
+
+
+def _send(producer: KafkaProducer, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> None:
+    """Send and wait for every acknowledgement (raises on any failed send)."""
+    futures = [producer.send(topic, key=key, value=value) for key, value in messages]
+    producer.flush(timeout=_TIMEOUT_S)
+    for future in futures:
+        future.get(timeout=_TIMEOUT_S)
+
+
+def _poll_until(consumer: KafkaConsumer, count: int) -> list[ConsumerRecord]:
+    """Poll until ``count`` records arrived, then briefly more to catch any extra ones."""
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + _TIMEOUT_S
+    while len(records) < count and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    # Anything arriving now would be a duplicate or a stray: the caller asserts exact content.
+    for batch in consumer.poll(timeout_ms=1000).values():
+        records.extend(batch)
+    return records
+
+
+def _read_from_start(bootstrap: str, topic: str, count: int) -> list[ConsumerRecord]:
+    """Every record of ``topic`` from offset 0, without a consumer group."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        assert partitions, f"no partitions known for {topic}"
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        return _poll_until(consumer, count)
+    finally:
+        consumer.close()
+
+
+def _read_as_group(bootstrap: str, topic: str, group: str, count: int) -> list[ConsumerRecord]:
+    """Records past the group's committed offsets; commits what it read."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    try:
+        records = _poll_until(consumer, count)
+        consumer.commit()
+        return records
+    finally:
+        consumer.close()
+
+
+def _messages(tag: str, n: int) -> list[tuple[bytes, bytes]]:
+    return [(f"k{i % 7}".encode(), f"{tag}-{i}".encode()) for i in range(n)]
+
+
+def test_messages_round_trip(kafka_bootstrap: str) -> None:
+    topic = make_topic_names("broker-smoke", "roundtrip")["roundtrip"]
+    create_topics(kafka_bootstrap, [topic], partitions=3)
+    sent = _messages("m", 100)
+
+    producer = _producer(kafka_bootstrap)
+    try:
+        _send(producer, topic, sent)
+    finally:
+        producer.close()
+    records = _read_from_start(kafka_bootstrap, topic, len(sent))
+
+    assert sorted((r.key, r.value) for r in records) == sorted(sent)
+    # Same key, same partition, in send order: the guarantee the service's ordering relies on.
+    by_key: dict[bytes, list[bytes]] = {}
+    partition_of: dict[bytes, set[int]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_key.setdefault(record.key, []).append(record.value)
+        partition_of.setdefault(record.key, set()).add(record.partition)
+    assert all(len(parts) == 1 for parts in partition_of.values()), partition_of
+    for key, values in by_key.items():
+        assert values == [v for k, v in sent if k == key]
+
+
+def test_create_topics_makes_the_requested_partitions(kafka_bootstrap: str) -> None:
+    names = make_topic_names("broker-smoke", "a", "b")
+    create_topics(kafka_bootstrap, names.values(), partitions=4)
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    try:
+        for name in names.values():
+            assert consumer.partitions_for_topic(name) == {0, 1, 2, 3}
+    finally:
+        consumer.close()
+
+
+def test_data_and_offsets_survive_a_broker_restart(local_kafka: LocalKafka) -> None:
+    bootstrap = local_kafka.bootstrap
+    topic = make_topic_names("broker-smoke", "restart")["restart"]
+    group = make_topic_names("broker-smoke-group")[""]
+    create_topics(bootstrap, [topic], partitions=2)
+    before, after = _messages("before", 100), _messages("after", 100)
+
+    producer = _producer(bootstrap)
+    try:
+        _send(producer, topic, before)
+        consumed = _read_as_group(bootstrap, topic, group, len(before))
+        assert sorted(r.value for r in consumed) == sorted(v for _, v in before)
+
+        local_kafka.restart()
+        assert local_kafka.is_running()
+
+        # The producer created before the restart must reconnect on its own.
+        _send(producer, topic, after)
+    finally:
+        producer.close()
+
+    everything = _read_from_start(bootstrap, topic, len(before) + len(after))
+    assert sorted(r.value for r in everything) == sorted(v for _, v in before + after)
+    # The group's committed offsets survived: it resumes exactly after the "before" batch.
+    resumed = _read_as_group(bootstrap, topic, group, len(after))
+    assert sorted(r.value for r in resumed) == sorted(v for _, v in after)
+
+
+def test_acknowledged_data_survives_a_broker_crash(local_kafka: LocalKafka) -> None:
+    bootstrap = local_kafka.bootstrap
+    topic = make_topic_names("broker-smoke", "crash")["crash"]
+    create_topics(bootstrap, [topic], partitions=2)
+    sent = _messages("acked", 100)
+    producer = _producer(bootstrap)
+    try:
+        _send(producer, topic, sent)
+    finally:
+        producer.close()
+
+    local_kafka.kill()
+    assert not local_kafka.is_running()
+    local_kafka.start()
+
+    records = _read_from_start(bootstrap, topic, len(sent))
+    assert sorted(r.value for r in records) == sorted(v for _, v in sent)
+
+
+def test_a_stopped_broker_is_started_again_for_the_next_test(local_kafka: LocalKafka) -> None:
+    """Leaves the broker down on purpose; the next ``kafka`` test must still find it up."""
+    local_kafka.stop()
+    assert not local_kafka.is_running()
+    local_kafka.stop()  # idempotent
+    assert not local_kafka.is_running()
+
+
+def test_broker_is_back_after_a_test_stopped_it(kafka_bootstrap: str) -> None:
+    topic = make_topic_names("broker-smoke", "after-stop")["after-stop"]
+    create_topics(kafka_bootstrap, [topic])
+    producer = _producer(kafka_bootstrap)
+    try:
+        _send(producer, topic, _messages("x", 3))
+    finally:
+        producer.close()
+    assert len(_read_from_start(kafka_bootstrap, topic, 3)) == 3

@@ -1,0 +1,130 @@
+"""ActiveLearner: scoring, deciding, joining labels, bookkeeping."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
+from stream_al.core.learner import ActiveLearner, LabelStatus
+from stream_al.schemas import LabelMessage, Sample
+from stream_al.sim.datasets import stream
+
+
+def config(**strategy: object) -> LearnerConfig:
+    return LearnerConfig(strategy=StrategyConfig.model_validate({"budget": 0.1, **strategy}))
+
+
+def test_a_cold_learner_asks_with_maximal_uncertainty() -> None:
+    learner = ActiveLearner(config())
+    scored = learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    assert scored.label is None and scored.probabilities == {}
+    assert scored.uncertainty == 1.0
+    assert scored.queried
+    assert scored.queries[0].reason == "warm-up"
+    assert "a" in learner.pending
+
+
+def test_a_label_is_joined_with_the_features_kept_at_query_time() -> None:
+    learner = ActiveLearner(config())
+    learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    outcome = learner.learn(LabelMessage(id="a", label="yes"), now=5.0)
+    assert outcome.status is LabelStatus.LEARNED
+    assert outcome.asked_at == 0.0
+    assert learner.labels_learned == 1
+    assert "a" not in learner.pending
+    assert learner.model.predict_proba_one({"x": 1.0}) == {"yes": 1.0}
+
+
+def test_a_second_label_for_an_id_is_not_learned_twice() -> None:
+    learner = ActiveLearner(config())
+    learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    assert learner.learn(LabelMessage(id="a", label="yes"), now=1.0).status is LabelStatus.LEARNED
+    again = learner.learn(LabelMessage(id="a", label="no", features={"x": 1.0}), now=2.0)
+    assert again.status is LabelStatus.DUPLICATE
+    assert learner.labels_learned == 1
+    assert learner.model.classes == frozenset({"yes"})
+
+
+def test_a_label_for_an_unknown_id_is_reported_not_learned() -> None:
+    learner = ActiveLearner(config())
+    assert learner.learn(LabelMessage(id="ghost", label="yes"), now=0.0).status is (
+        LabelStatus.UNKNOWN_ID
+    )
+    assert learner.labels_learned == 0
+
+
+def test_a_label_carrying_features_is_learned_even_if_never_queried() -> None:
+    learner = ActiveLearner(config())
+    outcome = learner.learn(LabelMessage(id="b", label="no", features={"x": 2.0}), now=0.0)
+    assert outcome.status is LabelStatus.LEARNED
+    assert outcome.correct is None  # no prediction was made for it
+    assert learner.labels_learned == 1
+
+
+def test_pending_queries_expire_after_their_time_to_live() -> None:
+    learner = ActiveLearner(config().model_copy(update={"pending_ttl_seconds": 10.0}))
+    learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    outcome = learner.learn(LabelMessage(id="a", label="yes"), now=11.0)
+    assert outcome.status is LabelStatus.EXPIRED
+    assert learner.pending.evicted == 1
+
+
+def test_prequential_bookkeeping_records_whether_the_query_time_prediction_was_right() -> None:
+    learner = ActiveLearner(config(warmup=100))
+    for i, label in enumerate(["yes", "yes", "yes", "no"]):
+        learner.score(Sample(id=str(i), features={"x": 1.0}), now=float(i))
+        learner.learn(LabelMessage(id=str(i), label=label), now=float(i))
+    # Predictions at query time: none (cold), yes, yes, yes -> right twice of four.
+    assert learner.recent_accuracy.value == pytest.approx(2 / 4)
+
+
+def test_same_inputs_give_the_same_decisions_and_a_pickled_learner_continues_identically() -> None:
+    examples = list(stream("phishing", limit=600))
+
+    def run(learner: ActiveLearner, part: list) -> list[tuple[str, bool]]:
+        decisions = []
+        for step, example in enumerate(part):
+            scored = learner.score(Sample(id=example.id, features=example.features), now=step)
+            decisions.append((example.id, scored.queried))
+            for query in scored.queries:
+                learner.learn(LabelMessage(id=query.id, label=example.label), now=step)
+        return decisions
+
+    first, second = ActiveLearner(config()), ActiveLearner(config())
+    assert run(first, examples) == run(second, examples)
+
+    third = ActiveLearner(config())
+    head = run(third, examples[:300])
+    restored = pickle.loads(pickle.dumps(third))
+    assert head + run(restored, examples[300:]) == run(ActiveLearner(config()), examples)
+
+
+@pytest.mark.parametrize(
+    "model", ["logreg", "hoeffding-tree", "naive-bayes", "bagging-logreg", "adaptive-random-forest"]
+)
+def test_every_model_learns_through_the_learner(model: str) -> None:
+    learner = ActiveLearner(
+        LearnerConfig(
+            model=ModelConfig(name=model, n_models=3),  # type: ignore[arg-type]
+            strategy=StrategyConfig(budget=0.3),
+        )
+    )
+    for step, example in enumerate(stream("phishing", limit=300)):
+        scored = learner.score(Sample(id=example.id, features=example.features), now=step)
+        for query in scored.queries:
+            learner.learn(LabelMessage(id=query.id, label=example.label), now=step)
+    assert learner.labels_learned > 50
+    assert learner.recent_accuracy.value > 0.6
+
+
+def test_summary_is_json_able_and_names_the_configuration() -> None:
+    import json
+
+    learner = ActiveLearner(config())
+    learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    summary = json.loads(json.dumps(learner.summary()))
+    assert summary["samples_seen"] == 1
+    assert summary["config"]["strategy"]["budget"] == 0.1
+    assert summary["queries_by_reason"] == {"warm-up": 1}

@@ -1,0 +1,117 @@
+"""Wire schemas: what is accepted, what is refused and how the refusal reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stream_al.schemas import (
+    InvalidMessage,
+    LabelMessage,
+    Prediction,
+    Sample,
+    class_label,
+    decode_label,
+    decode_sample,
+    encode,
+)
+
+
+def sample_bytes(**fields: object) -> bytes:
+    message = {"id": "s-1", "features": {"x": 1.0}}
+    message.update(fields)
+    return json.dumps(message).encode()
+
+
+def test_a_sample_keeps_json_types_of_its_features() -> None:
+    sample = decode_sample(sample_bytes(features={"b": True, "i": 3, "f": 0.5, "s": "red"}))
+    assert sample.features == {"b": True, "i": 3, "f": 0.5, "s": "red"}
+    assert type(sample.features["b"]) is bool
+    assert type(sample.features["i"]) is int
+
+
+def test_timestamp_and_metadata_are_optional() -> None:
+    sample = decode_sample(
+        sample_bytes(timestamp="2026-01-02T03:04:05Z", metadata={"source": "web", "n": 1})
+    )
+    assert sample.timestamp is not None and sample.timestamp.year == 2026
+    assert sample.metadata == {"source": "web", "n": 1}
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "says"),
+    [
+        (b"\xff\xfe\x00", "not_json", "UTF-8"),
+        (b"{not json", "not_json", "not JSON"),
+        (b"[" * 100_000, "not_json", "nested"),
+        (b'{"id": "a", "features": {"x": NaN}}', "invalid_sample", "features.x"),
+        (b'{"id": "a", "features": {"x": Infinity}}', "invalid_sample", "finite"),
+        (b'{"id": "a", "features": {"x": [1, 2]}}', "invalid_sample", "not list"),
+        (b'{"id": "a", "features": {"x": {"deep": 1}}}', "invalid_sample", "not dict"),
+        (b'{"id": "", "features": {}}', "invalid_sample", "id"),
+        (b'{"id": 7, "features": {}}', "invalid_sample", "id"),
+        (b'{"features": {}}', "invalid_sample", "id: Field required"),
+        (b'{"id": "a"}', "invalid_sample", "features: Field required"),
+        (b'{"id": "a", "features": {}, "extra": 1}', "invalid_sample", "extra"),
+        (b'"just a string"', "invalid_sample", "valid dictionary"),
+    ],
+)
+def test_bad_samples_are_refused_with_a_reason(raw: bytes, reason: str, says: str) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        decode_sample(raw)
+    assert caught.value.reason == reason
+    assert says in caught.value.detail
+
+
+def test_an_oversized_message_is_refused_before_parsing() -> None:
+    raw = sample_bytes(features={f"f{i}": i for i in range(200)})
+    with pytest.raises(InvalidMessage) as caught:
+        decode_sample(raw, max_bytes=len(raw) - 1)
+    assert caught.value.reason == "too_large"
+    assert str(len(raw)) in caught.value.detail
+
+
+def test_too_many_features_or_too_long_an_id_is_refused() -> None:
+    with pytest.raises(InvalidMessage, match="id"):
+        decode_sample(sample_bytes(id="x" * 257))
+    many = {f"f{i}": 1 for i in range(10_001)}
+    with pytest.raises(InvalidMessage, match="features"):
+        decode_sample(sample_bytes(features=many), max_bytes=10**7)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(True, "true"), (False, "false"), (3, "3"), (2.0, "2"), ("cat", "cat")]
+)
+def test_labels_are_strings_on_the_wire(value: object, expected: str) -> None:
+    assert class_label(value) == expected
+    assert decode_label(json.dumps({"id": "a", "label": value}).encode()).label == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id": "a", "label": null}',
+        b'{"id": "a", "label": ""}',
+        b'{"id": "a", "label": [1]}',
+        b'{"id": "a"}',
+    ],
+)
+def test_bad_labels_are_refused(raw: bytes) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        decode_label(raw)
+    assert caught.value.reason == "invalid_label"
+
+
+def test_a_label_may_carry_features() -> None:
+    label = decode_label(b'{"id": "a", "label": "x", "annotator": "ann", "features": {"f": 1}}')
+    assert label == LabelMessage(id="a", label="x", annotator="ann", features={"f": 1})
+
+
+def test_messages_round_trip_through_json() -> None:
+    sample = Sample(id="a", features={"x": 1.5, "c": "red", "b": False})
+    assert decode_sample(encode(sample)) == sample
+    prediction = Prediction(
+        id="a", label="true", probabilities={"true": 0.7, "false": 0.3}, queried=True
+    )
+    assert Prediction.model_validate_json(encode(prediction)) == prediction
