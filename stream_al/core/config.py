@@ -103,6 +103,9 @@ class LearnerConfig(_Frozen):
     """Everything that defines an ``ActiveLearner``."""
 
     model: ModelConfig = ModelConfig()
+    #: The class labels the model may learn; a label outside this set is refused as invalid.
+    #: None accepts any label (a new class is learned when it first arrives).
+    classes: tuple[str, ...] | None = Field(None, min_length=1)
     measure: MeasureName = "margin"
     strategy: StrategyConfig = StrategyConfig()
     #: Queried samples whose label has not come back yet: at most this many are kept ...

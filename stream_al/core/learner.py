@@ -25,6 +25,7 @@ class LabelStatus(StrEnum):
     DUPLICATE = "duplicate"
     UNKNOWN_ID = "unknown_id"
     EXPIRED = "expired"
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class Learned:
     correct: bool | None = None
     #: When the sample was sent to the oracle (epoch seconds), for label latency.
     asked_at: float | None = None
+    #: Why a label was not learned, in words.
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,17 +173,23 @@ class ActiveLearner:
         queried (or has expired); otherwise such a label is reported, not learned.
         """
         now = time.time() if now is None else now
+        classes = self.config.classes
+        if classes is not None and label.label not in classes:
+            detail = f"label {label.label!r} is not one of the classes {', '.join(classes)}"
+            return self._outcome(Learned(LabelStatus.INVALID, detail=detail))
         if label.id in self._learned_ids:
-            return self._outcome(Learned(LabelStatus.DUPLICATE))
+            return self._outcome(Learned(LabelStatus.DUPLICATE, detail="already learned"))
         lookup, pending = self.pending.pop(label.id, now)
         if pending is not None:
             features, predicted, asked_at = pending.features, pending.predicted, pending.asked_at
         elif label.features is not None:
             features, predicted, asked_at = label.features, None, None
         elif lookup is Lookup.EXPIRED:
-            return self._outcome(Learned(LabelStatus.EXPIRED))
+            detail = "its query expired from the pending store and it carries no features"
+            return self._outcome(Learned(LabelStatus.EXPIRED, detail=detail))
         else:
-            return self._outcome(Learned(LabelStatus.UNKNOWN_ID))
+            detail = "never queried here and it carries no features"
+            return self._outcome(Learned(LabelStatus.UNKNOWN_ID, detail=detail))
 
         self.model.learn_one(features, label.label)
         self.labels_learned += 1

@@ -48,6 +48,7 @@ _LABEL_STATUS_TO_REASON: dict[LabelStatus, DeadLetterReason] = {
     LabelStatus.DUPLICATE: "duplicate",
     LabelStatus.UNKNOWN_ID: "unknown_id",
     LabelStatus.EXPIRED: "expired",
+    LabelStatus.INVALID: "invalid_label",
 }
 
 
@@ -376,7 +377,7 @@ class Service:
                 self.metrics.observe_label_latency(max(0.0, self._clock() - learned.asked_at))
             return
         reason = _LABEL_STATUS_TO_REASON[learned.status]
-        self._dead_letter(record, reason, f"label for sample {label.id!r}: {reason}")
+        self._dead_letter(record, reason, f"label for sample {label.id!r}: {learned.detail}")
         self.metrics.label_dead_lettered(reason)
 
     def _reject_label(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:

@@ -128,3 +128,13 @@ def test_summary_is_json_able_and_names_the_configuration() -> None:
     assert summary["samples_seen"] == 1
     assert summary["config"]["strategy"]["budget"] == 0.1
     assert summary["queries_by_reason"] == {"warm-up": 1}
+
+
+def test_a_label_outside_the_configured_classes_is_refused() -> None:
+    learner = ActiveLearner(config().model_copy(update={"classes": ("yes", "no")}))
+    learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    outcome = learner.learn(LabelMessage(id="a", label="maybe"), now=1.0)
+    assert outcome.status is LabelStatus.INVALID
+    assert "maybe" in outcome.detail
+    assert learner.labels_learned == 0
+    assert learner.learn(LabelMessage(id="a", label="no"), now=1.0).status is LabelStatus.LEARNED
