@@ -71,16 +71,54 @@ def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
     return n / elapsed
 
 
+def relay_rate(bootstrap: str, topic: str, out_topic: str, n: int) -> float:
+    """Consume each message and produce one copy, with kafka-python and nothing else.
+
+    The ceiling of any kafka-python process that publishes one message per sample, as the
+    service does (its prediction), with the producer settings the service uses.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, max_poll_records=500
+    )
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=20,
+        batch_size=256 * 1024,
+        metrics_enabled=False,
+    )
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    seen = 0
+    started = time.perf_counter()
+    while seen < n:
+        for batch in consumer.poll(timeout_ms=1000).values():
+            for record in batch:
+                producer.send(out_topic, key=record.key, value=record.value)
+            seen += len(batch)
+        producer.flush()
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    producer.close()
+    return n / elapsed
+
+
 def service_rate(settings: Settings, n: int) -> tuple[float, list[float]]:
     metrics = RecordingMetrics()
     service = Service(settings, metrics=metrics)
     service.connect()
     # Wait for the partition assignment before the clock starts, as the raw consumer did.
+    deadline = time.monotonic() + 120
     while not service.readiness()["partitions_assigned"]:
         service.step(timeout_ms=100)
+        if time.monotonic() > deadline:
+            raise SystemExit("the service was never assigned the samples partition")
     started = time.perf_counter()
     while service.learner.samples_seen < n:
         service.step(timeout_ms=100)
+        if time.monotonic() > deadline + 600:
+            raise SystemExit(f"only {service.learner.samples_seen} of {n} samples in 10 min")
     elapsed = time.perf_counter() - started
     service.close()
     return n / elapsed, metrics.latencies
@@ -116,6 +154,9 @@ def main() -> int:
     fill_topic(bootstrap, settings.topics.samples, args.samples)
 
     raw = raw_consume_rate(bootstrap, settings.topics.samples, args.samples)
+    relay = relay_rate(
+        bootstrap, settings.topics.samples, settings.topics.dead_letters, args.samples
+    )
     rate, latencies = service_rate(settings, args.samples)
     quantiles = statistics.quantiles(latencies, n=100)
     p50, p99 = quantiles[49] * 1000, quantiles[98] * 1000
@@ -126,6 +167,9 @@ def main() -> int:
         f"service end to end            {rate:10,.0f} samples/s "
         "(validated, scored, published, delivered, committed)\n"
         f"service / raw                 {ratio:10.2f}   (target >= 0.50)\n"
+        f"raw consume + produce 1 each  {relay:10,.0f} messages/s (kafka-python's ceiling "
+        "for one message out per message in)\n"
+        f"service / consume+produce     {rate / relay:10.2f}\n"
         f"decision latency p50          {p50:10.3f} ms\n"
         f"decision latency p99          {p99:10.3f} ms (target <= 5 ms)\n"
         f"service rate target           {'met' if rate >= 5000 else 'NOT met'} (>= 5,000/s)"

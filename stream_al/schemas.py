@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -89,7 +90,13 @@ FeatureName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 def _feature_value(value: Any) -> FeatureValue:
     # One validator instead of a union: one clear message, and JSON's types kept as they
     # are (true stays a bool, "1" stays a string).
-    if isinstance(value, bool | int):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        # Models multiply features by float weights: beyond the float range an integer
+        # raises OverflowError in the middle of scoring.
+        if abs(value) > sys.float_info.max:
+            raise ValueError("must be a finite number (this integer is beyond the float range)")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -169,6 +176,9 @@ def _decode_json(raw: bytes, max_bytes: int) -> Any:
         raise InvalidMessage("not_json", f"not JSON: {exc.msg} at char {exc.pos}") from exc
     except RecursionError as exc:
         raise InvalidMessage("not_json", "JSON nested too deeply") from exc
+    except ValueError as exc:
+        # Python refuses integers of more than 4300 digits (a denial-of-service guard).
+        raise InvalidMessage("not_json", f"unreadable JSON: {exc}") from exc
 
 
 def _describe(exc: ValidationError) -> str:

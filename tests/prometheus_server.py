@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -166,6 +167,41 @@ class PrometheusServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: A PromQL string literal, a label-matcher block, or a comparison operator with the ``bool``
+#: modifier if it has one. Literals and matcher blocks are matched (and kept as they are) so
+#: that ``!=`` inside ``{job!="x"}`` or an operator inside a string is never rewritten.
+_PROMQL_COMPARISON = re.compile(
+    r""""(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`"""
+    r"""|\{(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^}"'])*\}"""
+    r"|(?P<op>==|!=|>=|<=|>|<)(?P<space>\s*)(?P<bool>bool\b)?"
+)
+
+
+def with_bool_comparisons(expr: str) -> str:
+    """``expr`` with the ``bool`` modifier on every comparison operator.
+
+    A comparison filters: an alert expression returns nothing while its condition is false,
+    which cannot be told apart from a selector that matches no series. With ``bool`` every
+    series the condition is evaluated on comes back (as 0 or 1), so a non-empty result
+    shows that the expression reaches real series and that the two sides of ``and``/``or``
+    match on their labels.
+
+    >>> with_bool_comparisons('up{job="x", a!="b"} == 0 or rate(y[5m]) > 0.5')
+    'up{job="x", a!="b"} == bool 0 or rate(y[5m]) > bool 0.5'
+    >>> with_bool_comparisons("a >= bool 1 and b<2")
+    'a >= bool 1 and b< bool 2'
+    >>> with_bool_comparisons('x{a="}>"} > 1')
+    'x{a="}>"} > bool 1'
+    """
+
+    def rewrite(match: re.Match[str]) -> str:
+        if match["op"] is None or match["bool"] is not None:
+            return match[0]
+        return f"{match['op']} bool{match['space'] or ' '}"
+
+    return _PROMQL_COMPARISON.sub(rewrite, expr)
 
 
 class PrometheusQueryError(RuntimeError):

@@ -42,6 +42,14 @@ DETAIL_HEADER = "stream_al.detail"
 SOURCE_TOPIC_HEADER = "stream_al.source.topic"
 SOURCE_PARTITION_HEADER = "stream_al.source.partition"
 SOURCE_OFFSET_HEADER = "stream_al.source.offset"
+#: Says what of the original a dead letter had to leave out (see ``_dead_letter``).
+TRUNCATED_HEADER = "stream_al.truncated"
+
+#: A dead letter keeps its message's key and headers up to these sizes, and its value up to
+#: ``max_message_bytes``: the producer refuses larger records, and a send that raises stops
+#: the service, on the same message again after every restart.
+_DEAD_LETTER_KEY_BYTES = 1024
+_DEAD_LETTER_HEADER_BYTES = 16 * 1024
 
 _GAUGE_INTERVAL_SECONDS = 1.0
 _LABEL_STATUS_TO_REASON: dict[LabelStatus, DeadLetterReason] = {
@@ -99,6 +107,15 @@ class BrokerProbe:
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             self.reachable = self.check()
+
+
+def _partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while not (partitions := consumer.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topic {topic!r} does not exist (set topics.create to create it)")
+        time.sleep(0.2)
+    return set(partitions)
 
 
 def _host_port(server: str) -> tuple[str, int]:
@@ -193,6 +210,9 @@ class Service:
             # From here on no label may be lost, so there must be offsets to return to.
             self._save_checkpoint()
         self._samples = kafka_io.samples_consumer(self.settings)
+        # Join the group only once the topic's partitions are known: a member that joins
+        # before may be assigned nothing, and kafka-python does not always join again.
+        _partitions_of(self._samples, self.settings.topics.samples)
         self._samples.subscribe([self.settings.topics.samples], listener=_CommitBeforeRevoke(self))
         self._broker_probe.start()
         log.info(
@@ -256,7 +276,8 @@ class Service:
         self._batch.add(record)
         started = time.perf_counter()
         try:
-            sample = decode_sample(record.value, self.settings.max_message_bytes)
+            # A null record (a tombstone) is an empty message: not JSON, not a crash.
+            sample = decode_sample(record.value or b"", self.settings.max_message_bytes)
         except InvalidMessage as error:
             self._dead_letter(record, error.reason, error.detail)
             self.metrics.sample_dead_lettered(error.reason)
@@ -328,9 +349,23 @@ class Service:
             (SOURCE_TOPIC_HEADER, record.topic.encode()),
             (SOURCE_PARTITION_HEADER, str(record.partition).encode()),
             (SOURCE_OFFSET_HEADER, str(record.offset).encode()),
-            *[(name, value) for name, value in (record.headers or [])],
         ]
-        self._send(self.settings.topics.dead_letters, record.key, record.value or b"", headers)
+        # The source coordinates above still find the whole original while retention lasts.
+        key, value, cut = record.key, record.value or b"", []
+        if len(value) > self.settings.max_message_bytes:
+            cut.append(f"value of {len(value)} bytes")
+            value = value[: self.settings.max_message_bytes]
+        if key is not None and len(key) > _DEAD_LETTER_KEY_BYTES:
+            cut.append(f"key of {len(key)} bytes")
+            key = key[:_DEAD_LETTER_KEY_BYTES]
+        # A header's value may be null on the wire; the producer takes bytes only.
+        extra = [(name, bytes(v or b"")) for name, v in (record.headers or [])]
+        if sum(len(name) + len(v) for name, v in extra) > _DEAD_LETTER_HEADER_BYTES:
+            cut.append(f"{len(extra)} headers")
+            extra = []
+        if cut:
+            headers.append((TRUNCATED_HEADER, ("left out: " + ", ".join(cut)).encode()))
+        self._send(self.settings.topics.dead_letters, key, value, headers + extra)
 
     # -- labels ------------------------------------------------------------------------------
 
@@ -338,13 +373,7 @@ class Service:
         """Read every partition of the labels topic, from ``label_offsets`` or from the end."""
         assert self._labels is not None
         topic = self.settings.topics.labels
-        deadline = time.monotonic() + 60
-        partitions = self._labels.partitions_for_topic(topic)
-        while not partitions:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"labels topic {topic!r} does not exist")
-            time.sleep(0.2)
-            partitions = self._labels.partitions_for_topic(topic)
+        partitions = _partitions_of(self._labels, topic)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         self._labels.assign(assigned)
         ends = self._labels.end_offsets(assigned)
@@ -366,7 +395,7 @@ class Service:
             return  # already reflected in the learner (replayed after a seek)
         self.label_offsets[record.partition] = next_offset
         try:
-            label = decode_label(record.value, self.settings.max_message_bytes)
+            label = decode_label(record.value or b"", self.settings.max_message_bytes)
         except InvalidMessage as error:
             self._reject_label(record, error.reason, error.detail)
             return

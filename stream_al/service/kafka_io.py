@@ -20,7 +20,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     config: dict[str, Any] = {
         **settings.kafka.client_config(),
         "acks": "all",
-        "linger_ms": 5,
+        "linger_ms": 20,
         "batch_size": 256 * 1024,
         "max_request_size": settings.max_message_bytes + 64 * 1024,
         # A broker restart must not drop a message: retry for up to ten minutes.
@@ -42,6 +42,11 @@ def samples_consumer(settings: Settings) -> KafkaConsumer:
         max_poll_records=settings.max_poll_records,
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=max(1_048_576, settings.max_message_bytes + 64 * 1024),
+        # A replica that crashed keeps its partitions until its session expires, and the
+        # rebalance that hands them on waits for that: kafka-python's 45 s default stalled
+        # the whole group for 45 s after every crash. Heartbeats come from a background
+        # thread, so a slow batch does not end a 10 s session (max_poll_interval_ms does).
+        session_timeout_ms=10_000,
         metrics_enabled=False,
     )
 

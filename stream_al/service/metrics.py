@@ -249,6 +249,8 @@ class ServiceMetrics:
 
         for outcome in SAMPLE_OUTCOMES:
             self._samples.labels(outcome=outcome)
+        # Bound once: this one is counted for every sample, on the hot path.
+        self._scored = self._samples.labels(outcome="scored")
         for reason in QUERY_REASONS:
             self._queries.labels(reason=reason)
         for status in LABEL_STATUSES:
@@ -263,7 +265,7 @@ class ServiceMetrics:
 
     def sample_scored(self) -> None:
         """Count one sample that was scored (whether or not it was queried)."""
-        self._samples.labels(outcome="scored").inc()
+        self._scored.inc()
 
     def sample_dead_lettered(self, reason: DeadLetterReason) -> None:
         """Count one sample that could not be scored and went to the dead-letter topic."""
