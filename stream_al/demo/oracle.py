@@ -14,17 +14,18 @@ import threading
 import time
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from stream_al.schemas import LabelMessage, Query, encode
 from stream_al.service import kafka_io
+from stream_al.service.app import partitions_of
 from stream_al.settings import Settings
 from stream_al.sim.datasets import stream
 from stream_al.sim.simulate import NoisyOracle
 
 log = logging.getLogger(__name__)
 
-ORACLE_GROUP = "stream-al-oracle"
 ANNOTATOR = "simulated-oracle"
 
 
@@ -51,12 +52,15 @@ def answer_queries(
     if settings.topics.create:
         kafka_io.ensure_topics(settings)
     consumer = KafkaConsumer(
-        settings.topics.oracle,
         **settings.kafka.client_config(),
-        group_id=ORACLE_GROUP,
+        # Labelers of one oracle topic share its queue; those of another topic are apart.
+        group_id=f"stream-al-labelers.{settings.topics.oracle}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=20,
     )
+    partitions_of(consumer, settings.topics.oracle)  # join only once partitions are known
+    consumer.subscribe([settings.topics.oracle])
     producer = kafka_io.producer(settings)
     # (due time, sequence, query, source partition, offset): answered in due order.
     waiting: list[tuple[float, int, Query, TopicPartition, int]] = []
@@ -107,7 +111,12 @@ def answer_queries(
                 for _, _, _, tp, offset in waiting:
                     if tp in done:
                         done[tp] = min(done[tp], offset)
-                consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in done.items()})
+                try:
+                    consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in done.items()})
+                except KafkaError as error:
+                    # A rebalance moved the partitions: whoever gets them answers these
+                    # queries again, and the service refuses the second label as a duplicate.
+                    log.warning("could not commit answered queries: %s", error)
             idle = time.monotonic() - last_activity
             if idle_exit_seconds is not None and not waiting and idle > idle_exit_seconds:
                 break

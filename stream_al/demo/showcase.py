@@ -1,10 +1,10 @@
 """``make demo``: a bundled dataset through a real broker, the service and a simulated oracle.
 
-It starts the local broker (unless one already runs), the service and the oracle as
-processes, feeds the dataset, shows progress from the service's own metrics endpoint,
-and ends with a summary measured on the topics: samples scored, labels asked against the
-budget, accuracy of the predictions against an all-labels baseline. Everything it started
-is stopped again, also on Ctrl-C.
+It starts the local broker (unless one already runs) and the service as processes, with
+the simulated oracle beside them; feeds the dataset; shows progress from the service's own
+metrics endpoint; and ends with a summary measured on the topics: samples scored, labels
+asked against the budget, accuracy of the predictions against an all-labels baseline.
+Everything it started is stopped again, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from kafka import KafkaConsumer
@@ -28,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.demo.feeder import produce
+from stream_al.demo.oracle import answer_queries
 from stream_al.settings import load_settings
 from stream_al.sim.datasets import DATASETS, Example, stream
 from stream_al.sim.simulate import simulate
@@ -100,6 +102,18 @@ def read_topic(bootstrap: str, topic: str, idle_ms: int = 3000) -> list[bytes]:
         consumer.close()
 
 
+def wait_ready(url: str, timeout: float = 120.0) -> None:
+    """Wait until the service answers its readiness endpoint with 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"[demo] the service did not become ready; see {url}")
+
+
 def watch_progress(url: str, total: int, timeout: float = 300.0) -> None:
     """Print the service's progress until every sample is scored and every query answered."""
     deadline = time.monotonic() + timeout
@@ -115,7 +129,7 @@ def watch_progress(url: str, total: int, timeout: float = 300.0) -> None:
         accuracy = metrics.get("stream_al_accuracy_ratio", float("nan"))
         print(
             f"[demo] scored {scored:6.0f}/{total}  queries {queries:5.0f}  "
-            f"labels learned {learned:5.0f}  recent accuracy {accuracy:.3f}"
+            f"labels learned {learned:5.0f}  right on asked samples {accuracy:.3f}"
         )
         if scored >= total and learned >= queries:
             return
@@ -136,13 +150,19 @@ def print_summary(
         strategy=StrategyConfig(budget=1.0, name="random", exploration=0.0, warmup=0),
     )
     baseline = simulate(examples, all_labels, dataset=args.dataset)
+    random_labels = LearnerConfig(
+        model=ModelConfig(name=args.model, seed=args.seed),
+        strategy=StrategyConfig(budget=args.budget, name="random"),
+    )
+    random_baseline = simulate(examples, random_labels, dataset=args.dataset)
     scored = max(1, len(first))
     print(
         "\n[demo] summary\n"
         f"  samples scored   {len(first)} of {len(examples)}\n"
         f"  labels asked     {queried} = {queried / scored:.3f} of samples (budget {args.budget})\n"
         f"  accuracy         {correct / scored:.3f} with {queried} labels; "
-        f"{baseline.accuracy:.3f} with all {len(examples)} labels\n"
+        f"{baseline.accuracy:.3f} with all {len(examples)} labels; "
+        f"{random_baseline.accuracy:.3f} with {random_baseline.labels} random labels (offline)\n"
         f"  metrics served   {url}"
     )
 
@@ -150,11 +170,11 @@ def print_summary(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kafka-launcher", type=Path, default=Path("deploy/kafka/kafka-local"))
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="bananas")
-    parser.add_argument("--model", default="hoeffding-tree")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="image-segments")
+    parser.add_argument("--model", default="logreg")
     parser.add_argument("--budget", type=float, default=0.1)
-    parser.add_argument("--rate", type=float, default=1000.0, help="samples per second")
-    parser.add_argument("--oracle-delay", type=float, default=0.5, help="seconds per answer")
+    parser.add_argument("--rate", type=float, default=250.0, help="samples per second")
+    parser.add_argument("--oracle-delay", type=float, default=0.05, help="seconds per answer")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
 
@@ -179,17 +199,41 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update({k: v for k, v in env.items() if k.startswith("STREAM_AL_")})
         settings = load_settings()
         url = f"http://127.0.0.1:{metrics_port}/metrics"
-        with ExitStack() as processes:
-            cli = [sys.executable, "-m", "stream_al.cli"]
-            processes.enter_context(process("service", [*cli, "run"], env, workdir / "service.log"))
-            oracle = [*cli, "oracle", "--dataset", args.dataset, "--delay", str(args.oracle_delay)]
-            processes.enter_context(process("oracle", oracle, env, workdir / "oracle.log"))
+        oracle_stop, oracle_ready = threading.Event(), threading.Event()
+        oracle = threading.Thread(
+            target=answer_queries,
+            args=(settings, args.dataset),
+            kwargs={
+                "delay": args.oracle_delay,
+                "seed": args.seed,
+                "stop": oracle_stop,
+                "ready": oracle_ready,
+            },
+            daemon=True,
+        )
+        cli = [sys.executable, "-m", "stream_al.cli", "run"]
+        with process("service", cli, env, workdir / "service.log"):
             print(f"[demo] service metrics on {url}")
+            wait_ready(url.replace("/metrics", "/readyz"))
+            oracle.start()
+            if not oracle_ready.wait(60):
+                sys.exit("[demo] the simulated oracle could not join its consumer group")
             print(
                 f"[demo] streaming {len(examples)} samples of {args.dataset} at {args.rate:.0f}/s"
             )
-            produce(settings, args.dataset, rate=args.rate, seed=args.seed)
-            watch_progress(url, len(examples))
+            feeder = threading.Thread(
+                target=produce,
+                args=(settings, args.dataset),
+                kwargs={"rate": args.rate, "seed": args.seed},
+                daemon=True,
+            )
+            feeder.start()
+            try:
+                watch_progress(url, len(examples))
+            finally:
+                oracle_stop.set()
+                feeder.join()
+                oracle.join(30)
         predictions = [json.loads(v) for v in read_topic(bootstrap, settings.topics.predictions)]
     print_summary(args, examples, predictions, url)
     return 0

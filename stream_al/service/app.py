@@ -18,6 +18,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from stream_al.core.learner import ActiveLearner, LabelStatus
@@ -109,7 +110,8 @@ class BrokerProbe:
             self.reachable = self.check()
 
 
-def _partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60.0) -> set[int]:
+def partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60.0) -> set[int]:
+    """The partitions of ``topic``, waiting for its metadata (a new topic takes a moment)."""
     deadline = time.monotonic() + timeout
     while not (partitions := consumer.partitions_for_topic(topic)):
         if time.monotonic() > deadline:
@@ -212,7 +214,7 @@ class Service:
         self._samples = kafka_io.samples_consumer(self.settings)
         # Join the group only once the topic's partitions are known: a member that joins
         # before may be assigned nothing, and kafka-python does not always join again.
-        _partitions_of(self._samples, self.settings.topics.samples)
+        partitions_of(self._samples, self.settings.topics.samples)
         self._samples.subscribe([self.settings.topics.samples], listener=_CommitBeforeRevoke(self))
         self._broker_probe.start()
         log.info(
@@ -330,9 +332,14 @@ class Service:
                 self._samples.seek(tp, offset)
             return
         if batch.offsets:
-            self._samples.commit(
-                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in batch.offsets.items()}
-            )
+            offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in batch.offsets.items()}
+            try:
+                self._samples.commit(offsets)
+            except KafkaError as error:
+                # The group is rebalancing or the broker is away: the batch was delivered
+                # but not committed, so its samples come again (at-least-once), here or at
+                # the partitions' next owner.
+                log.warning("could not commit offsets %s: %s", batch.offsets, error)
 
     def _dead_letter(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
         log.warning(
@@ -373,7 +380,7 @@ class Service:
         """Read every partition of the labels topic, from ``label_offsets`` or from the end."""
         assert self._labels is not None
         topic = self.settings.topics.labels
-        partitions = _partitions_of(self._labels, topic)
+        partitions = partitions_of(self._labels, topic)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         self._labels.assign(assigned)
         ends = self._labels.end_offsets(assigned)

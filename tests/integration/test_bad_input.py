@@ -145,7 +145,9 @@ def bad_sample(rng: random.Random) -> Bad:
         raw = f'{{"id": "{sid}", "features": {{"a": {"9" * digits}}}}}'.encode()
         return Bad(sid.encode(), raw, "invalid_sample" if digits == 400 else "not_json")
     if kind == 6:
-        return Bad(sid.encode(), _huge(rng, lambda s: {"id": sid, "features": {"a": s}}), "too_large")
+        return Bad(
+            sid.encode(), _huge(rng, lambda s: {"id": sid, "features": {"a": s}}), "too_large"
+        )
     if kind == 7:
         raw, reason = _deep(rng, lambda nested: f'{{"id": "{sid}", "features": {{"a": {nested}}}}}')
         return Bad(sid.encode(), raw, reason or "invalid_sample")
@@ -157,8 +159,14 @@ def bad_sample(rng: random.Random) -> Bad:
     if kind == 10:  # an enormous key on a bad value: the dead letter carries the key
         return Bad(b"k" * 200_000, b"\xff", "not_json")
     if kind == 11:
-        return Bad(sid.encode(), _doc({"id": sid, "features": {"a": True, "b": 10**400}}), "invalid_sample")
-    return Bad(sid.encode(), _doc({"id": sid, "features": {"a": -1e-999, "b": float("nan")}}), "invalid_sample")
+        return Bad(
+            sid.encode(), _doc({"id": sid, "features": {"a": True, "b": 10**400}}), "invalid_sample"
+        )
+    return Bad(
+        sid.encode(),
+        _doc({"id": sid, "features": {"a": -1e-999, "b": float("nan")}}),
+        "invalid_sample",
+    )
 
 
 def bad_label(
@@ -220,14 +228,18 @@ def bad_label(
     if kind == 7:  # outside the configured classes, for an id that may well be pending
         target = rng.choice([*(label.id for label in learned[-5:]), *upcoming[:5], lid])
         outside = rng.choice(["tree", "SKY", " sky", "3", "true"])
-        return Bad(target.encode(), _doc({"id": target, "label": outside}), "invalid_label", "invalid")
+        return Bad(
+            target.encode(), _doc({"id": target, "label": outside}), "invalid_label", "invalid"
+        )
     if kind == 8:  # never queried (and no features to learn from instead)
         target = rng.choice([lid, *scored_only]) if scored_only else lid
         return Bad(target.encode(), _doc({"id": target, "label": cls}), "unknown_id", "unknown_id")
     if kind == 9 and learned:  # a second label for an id already learned, same or other class
         first = rng.choice(learned)
         again = rng.choice([first.label, cls])
-        return Bad(first.id.encode(), _doc({"id": first.id, "label": again}), "duplicate", "duplicate")
+        return Bad(
+            first.id.encode(), _doc({"id": first.id, "label": again}), "duplicate", "duplicate"
+        )
     if kind == 10:
         return Bad(b"k" * 200_000, b"\xff", "not_json", "invalid")
     return Bad(lid.encode(), _doc({"id": lid, "label": 10**400}), "invalid_label", "invalid")
@@ -247,6 +259,14 @@ def _drive(service: Service, done: Callable[[], bool], what: str) -> None:
 def _value(metrics: ServiceMetrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+def _samples_handled(service: Service) -> float:
+    """Samples the service has scored or dead-lettered."""
+    return sum(
+        _value(service.metrics, "stream_al_samples_total", outcome=outcome)
+        for outcome in ("scored", "dead_lettered")
+    )
 
 
 class _TopicTail:
@@ -297,20 +317,21 @@ def run_stream(bootstrap: str, examples: list[Example], probes: list[Example], b
             for example in part:
                 while bad and rng.random() < BAD_SAMPLES_PER_GOOD / (1 + BAD_SAMPLES_PER_GOOD):
                     message = bad_sample(rng)
-                    producer.send(settings.topics.samples, key=message.key, value=message.value, partition=0)
+                    producer.send(
+                        settings.topics.samples, key=message.key, value=message.value, partition=0
+                    )
                     run.bad_samples[samples_sent] = message
                     samples_sent += 1
                 sample = Sample(id=example.id, features=example.features)
-                producer.send(settings.topics.samples, key=example.id.encode(), value=encode(sample))
+                producer.send(
+                    settings.topics.samples, key=example.id.encode(), value=encode(sample)
+                )
                 samples_sent += 1
                 run.good_samples += 1
             producer.flush()
-            metrics = service.metrics
             _drive(
                 service,
-                lambda: _value(metrics, "stream_al_samples_total", outcome="scored")
-                + _value(metrics, "stream_al_samples_total", outcome="dead_lettered")
-                == samples_sent,
+                lambda sent=samples_sent: _samples_handled(service) == sent,
                 f"chunk {chunk}'s samples",
             )
             # Labels: the true class of every query of the chunk, malformed ones in between.
@@ -319,7 +340,9 @@ def run_stream(bootstrap: str, examples: list[Example], probes: list[Example], b
             for position, sample_id in enumerate(queried):
                 while bad and rng.random() < BAD_LABELS_PER_GOOD / (1 + BAD_LABELS_PER_GOOD):
                     message = bad_label(rng, classes, learned, queried[position:], scored_only)
-                    producer.send(settings.topics.labels, key=message.key, value=message.value, partition=0)
+                    producer.send(
+                        settings.topics.labels, key=message.key, value=message.value, partition=0
+                    )
                     run.bad_labels[labels_sent] = message
                     labels_sent += 1
                 label = LabelMessage(id=sample_id, label=truth[sample_id])
@@ -330,7 +353,7 @@ def run_stream(bootstrap: str, examples: list[Example], probes: list[Example], b
             producer.flush()
             _drive(
                 service,
-                lambda: service.label_offsets.get(0, 0) == labels_sent,
+                lambda sent=labels_sent: service.label_offsets.get(0, 0) == sent,
                 f"chunk {chunk}'s labels",
             )
         run.probe = [service.learner.model.predict_proba_one(p.features) for p in probes]
@@ -387,7 +410,10 @@ def test_malformed_messages_are_dead_lettered_and_change_nothing(kafka_bootstrap
     dead = read_topic(kafka_bootstrap, topics.dead_letters)
     found: dict[tuple[str, int], Any] = {}
     for record in dead:
-        source = (header(record, SOURCE_TOPIC_HEADER) or "", int(header(record, SOURCE_OFFSET_HEADER) or -1))
+        source = (
+            header(record, SOURCE_TOPIC_HEADER) or "",
+            int(header(record, SOURCE_OFFSET_HEADER) or -1),
+        )
         assert source not in found, f"{source} dead-lettered twice"
         found[source] = record
     assert found.keys() == expected.keys()

@@ -22,7 +22,6 @@ the deploy files run in ``tests/unit/test_deploy_artifacts.py``.
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 import urllib.error
@@ -30,7 +29,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -115,7 +114,6 @@ class Stack:
     sent: int = 0
     #: Label messages sent that the service must dead-letter.
     bad_labels: int = 0
-    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2))
 
     @property
     def instance(self) -> str:
@@ -157,7 +155,11 @@ class Stack:
             "every query to be answered and learned",
         )
         wait_until(
-            lambda: rejected_labels() == self.bad_labels, SETTLE_TIMEOUT, "bad labels handled"
+            # At least: the oracle answers a query again when its commit is lost to a
+            # rebalance, and the service refuses the second answer as a duplicate.
+            lambda: rejected_labels() >= self.bad_labels,
+            SETTLE_TIMEOUT,
+            "bad labels handled",
         )
 
     def await_scrape_after_settling(self) -> None:
@@ -233,7 +235,8 @@ def stack(kafka_broker: BrokerHandle, tmp_path_factory: pytest.TempPathFactory) 
         ) as prometheus,
     ):
         stack = Stack(bootstrap, settings, running, prometheus, examples)
-        oracle: Future[int] = stack._pool.submit(
+        pool = ThreadPoolExecutor(2, thread_name_prefix="observability")
+        oracle: Future[int] = pool.submit(
             answer_queries, settings, DATASET, stop=oracle_stop, ready=oracle_ready
         )
         try:
@@ -243,12 +246,11 @@ def stack(kafka_broker: BrokerHandle, tmp_path_factory: pytest.TempPathFactory) 
                 60,
                 "the service's partition assignment",
             )
-            # Scraped once before any event, so Prometheus has seen every counter at zero and
-            # increase() counts the first events too.
-            # Under the job the alert rules select on.
+            # Scraped, under the job the alert rules select on, before any event: Prometheus
+            # has seen every counter at zero, so increase() counts the first events too.
             prometheus.wait_for(f'up{{job="{JOB}", instance="{stack.instance}"}} == 1', timeout=30)
 
-            feeder = stack._pool.submit(produce, settings, DATASET, rate=RATE, limit=SAMPLES)
+            feeder = pool.submit(produce, settings, DATASET, rate=RATE, limit=SAMPLES)
             time.sleep(SAMPLES / RATE / 2)
             send_raw(bootstrap, settings.topics.samples, MALFORMED_SAMPLES)
             assert feeder.result(timeout=60) == SAMPLES
@@ -273,9 +275,8 @@ def stack(kafka_broker: BrokerHandle, tmp_path_factory: pytest.TempPathFactory) 
             yield stack
         finally:
             oracle_stop.set()
-            answered_count = oracle.result(timeout=30)
-            stack._pool.shutdown()
-    assert answered_count > 0
+            oracle.result(timeout=30)  # re-raises what stopped the oracle, if anything did
+            pool.shutdown()
 
 
 def test_readyz_follows_the_broker_and_the_service_rides_out_the_outage(
@@ -341,9 +342,11 @@ def test_metric_values_agree_with_what_is_on_the_topics(stack: Stack) -> None:
     assert dead_samples.total() + dead_labels.total() == len(dead), "dead letter of unknown source"
     assert set(dead_samples) | set(dead_labels) == EXPECTED_REASONS
 
-    # Samples: each one read is either scored, with its prediction published, or dead-lettered.
+    # Samples: every valid one sent is scored and predicted, every malformed one dead-lettered.
     scored = stack.scraped("stream_al_samples_total", by="outcome")
-    assert scored["scored"] == len(predictions) == len(samples) - dead_samples.total()
+    assert scored["scored"] == len(predictions)
+    assert {p["id"] for p in predictions} == {e.id for e in stack.examples[: stack.sent]}
+    assert len(samples) == stack.sent + len(MALFORMED_SAMPLES)
     assert scored["dead_lettered"] == dead_samples.total() == len(MALFORMED_SAMPLES)
     assert stack.scraped("stream_al_predictions_total") == {"": len(predictions)}
 
@@ -399,7 +402,7 @@ def test_every_dashboard_and_alert_expression_returns_data_from_the_service(
         except PrometheusQueryError as error:
             problems.append(f"{query.where}: {error}")
             continue
-        if not any(not math.isnan(float(item["value"][1])) for item in verdicts):
+        if not has_a_number(verdicts):
             problems.append(f"{query.where}: {with_bool_comparisons(query.expr)} gives {verdicts}")
     assert not problems, "\n".join(problems)
 
