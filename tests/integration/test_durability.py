@@ -32,7 +32,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.core.learner import ActiveLearner
 from stream_al.demo.feeder import produce
-from stream_al.demo.oracle import ORACLE_GROUP, answer_queries
+from stream_al.demo.oracle import answer_queries
 from stream_al.durability import LocalCheckpointStore, read_checkpoint
 from stream_al.schemas import Sample, encode
 from stream_al.service import kafka_io
@@ -207,6 +207,11 @@ def oracle_running(settings: Settings) -> Iterator[threading.Thread]:
         thread.join(30)
 
 
+def oracle_group(settings: Settings) -> str:
+    """The consumer group of the simulated oracle's labelers (see ``answer_queries``)."""
+    return f"stream-al-labelers.{settings.topics.oracle}"
+
+
 def label_ids(bootstrap: str, settings: Settings) -> list[str]:
     """The id of every label on the labels topic, duplicates included."""
     return [json.loads(r.value)["id"] for r in read_topic(bootstrap, settings.topics.labels)]
@@ -260,7 +265,7 @@ def test_sigkill_loses_no_sample_and_no_label(kafka_bootstrap: str, tmp_path: Pa
     )
     kafka_io.ensure_topics(settings)
     service = ServiceProcess(settings_env(settings), tmp_path / "logs", settings.metrics.port)
-    progress = Progress(kafka_bootstrap, [settings.group_id, ORACLE_GROUP])
+    progress = Progress(kafka_bootstrap, [settings.group_id, oracle_group(settings)])
     rng = random.Random(KILL_SEED)
     feeder = threading.Thread(
         target=produce, args=(settings, DATASET), kwargs={"rate": KILL_RATE}, daemon=True
@@ -287,7 +292,7 @@ def test_sigkill_loses_no_sample_and_no_label(kafka_bootstrap: str, tmp_path: Pa
             def settled() -> bool:
                 if progress.behind(settings.group_id, settings.topics.samples):
                     return False
-                if progress.behind(ORACLE_GROUP, settings.topics.oracle):
+                if progress.behind(oracle_group(settings), settings.topics.oracle):
                     return False
                 return service.metric("stream_al_labels_learned") == len(
                     set(label_ids(kafka_bootstrap, settings))
@@ -358,7 +363,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         kafka_bootstrap, LearnerConfig(strategy=StrategyConfig(budget=BUDGET))
     )
     kafka_io.ensure_topics(settings)
-    progress = Progress(kafka_bootstrap, [settings.group_id, ORACLE_GROUP])
+    progress = Progress(kafka_bootstrap, [settings.group_id, oracle_group(settings)])
     feeder = threading.Thread(
         target=produce,
         args=(settings, DATASET),
@@ -389,7 +394,7 @@ def test_broker_restart_mid_stream_loses_nothing(
             def settled() -> bool:
                 return (
                     progress.behind(settings.group_id, settings.topics.samples) == 0
-                    and progress.behind(ORACLE_GROUP, settings.topics.oracle) == 0
+                    and progress.behind(oracle_group(settings), settings.topics.oracle) == 0
                     and service.learner.labels_learned
                     == len(set(label_ids(kafka_bootstrap, settings)))
                 )
@@ -428,14 +433,14 @@ def _run_until_learned(
 ) -> ActiveLearner:
     """Run the service (with checkpoints) until ``samples`` are scored and labels learned."""
     checkpointer = Checkpointer(settings, LocalCheckpointStore(checkpoints))
-    progress = Progress(bootstrap, [ORACLE_GROUP])
+    progress = Progress(bootstrap, [oracle_group(settings)])
     try:
         with ServiceThread(settings, checkpointer=checkpointer) as running:
             service = running.service
             wait_for(lambda: service.learner.samples_seen >= samples, WAIT_S, "the samples")
             wait_for(
                 lambda: (
-                    progress.behind(ORACLE_GROUP, settings.topics.oracle) == 0
+                    progress.behind(oracle_group(settings), settings.topics.oracle) == 0
                     and service.learner.labels_learned == len(set(label_ids(bootstrap, settings)))
                 ),
                 WAIT_S,
