@@ -24,8 +24,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.schemas import Sample, encode
+from stream_al.service import kafka_io
 from stream_al.service.app import Service
-from stream_al.service.kafka_io import ensure_topics
 from stream_al.service.metrics import ServiceMetrics
 from stream_al.settings import Settings
 from stream_al.sim.datasets import stream
@@ -54,39 +54,17 @@ def fill_topic(bootstrap: str, topic: str, n: int) -> None:
     producer.close()
 
 
-def raw_consume_rate(bootstrap: str, topic: str, n: int) -> float:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, max_poll_records=500
-    )
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    seen = 0
-    started = time.perf_counter()
-    while seen < n:
-        for batch in consumer.poll(timeout_ms=1000).values():
-            seen += len(batch)
-    elapsed = time.perf_counter() - started
-    consumer.close()
-    return n / elapsed
+def pipe_rate(bootstrap: str, topic: str, n: int, out_topic: str | None = None) -> float:
+    """Read the n messages of ``topic`` with a bare kafka-python consumer (messages/s).
 
-
-def relay_rate(bootstrap: str, topic: str, out_topic: str, n: int) -> float:
-    """Consume each message and produce one copy, with kafka-python and nothing else.
-
-    The ceiling of any kafka-python process that publishes one message per sample, as the
-    service does (its prediction), with the producer settings the service uses.
+    With ``out_topic``, also produce one copy of each message there, with the producer
+    settings the service uses: the ceiling of any kafka-python process that publishes one
+    message per sample, as the service does with its predictions.
     """
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, max_poll_records=500
     )
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=20,
-        batch_size=256 * 1024,
-        metrics_enabled=False,
-    )
+    producer = kafka_io.producer(Settings(kafka={"bootstrap_servers": bootstrap}))
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
@@ -94,8 +72,9 @@ def relay_rate(bootstrap: str, topic: str, out_topic: str, n: int) -> float:
     started = time.perf_counter()
     while seen < n:
         for batch in consumer.poll(timeout_ms=1000).values():
-            for record in batch:
-                producer.send(out_topic, key=record.key, value=record.value)
+            if out_topic is not None:
+                for record in batch:
+                    producer.send(out_topic, key=record.key, value=record.value)
             seen += len(batch)
         producer.flush()
     elapsed = time.perf_counter() - started
@@ -149,13 +128,13 @@ def main() -> int:
         group_id=f"bench-{run}",
         learner=learner,
     )
-    ensure_topics(settings)
+    kafka_io.ensure_topics(settings)
     print(f"writing {args.samples} samples to {settings.topics.samples} ...", flush=True)
     fill_topic(bootstrap, settings.topics.samples, args.samples)
 
-    raw = raw_consume_rate(bootstrap, settings.topics.samples, args.samples)
-    relay = relay_rate(
-        bootstrap, settings.topics.samples, settings.topics.dead_letters, args.samples
+    raw = pipe_rate(bootstrap, settings.topics.samples, args.samples)
+    relay = pipe_rate(
+        bootstrap, settings.topics.samples, args.samples, out_topic=settings.topics.dead_letters
     )
     rate, latencies = service_rate(settings, args.samples)
     quantiles = statistics.quantiles(latencies, n=100)

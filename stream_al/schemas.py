@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 import math
 import sys
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -117,6 +117,9 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+_M = TypeVar("_M", bound=_Wire)
+
+
 Features = Annotated[dict[FeatureName, WireFeatureValue], Field(max_length=MAX_FEATURES)]
 
 
@@ -161,10 +164,6 @@ class Prediction(_Wire):
     queried: bool
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _decode_json(raw: bytes, max_bytes: int) -> Any:
     if len(raw) > max_bytes:
         raise InvalidMessage("too_large", f"message is {len(raw)} bytes, the limit is {max_bytes}")
@@ -191,22 +190,22 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def decode_sample(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Sample:
-    """Parse and validate a sample message, or raise ``InvalidMessage``."""
+def _decode(raw: bytes, model: type[_M], reason: DeadLetterReason, max_bytes: int) -> _M:
     data = _decode_json(raw, max_bytes)
     try:
-        return Sample.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidMessage("invalid_sample", _describe(exc)) from exc
+        raise InvalidMessage(reason, _describe(exc)) from exc
+
+
+def decode_sample(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Sample:
+    """Parse and validate a sample message, or raise ``InvalidMessage``."""
+    return _decode(raw, Sample, "invalid_sample", max_bytes)
 
 
 def decode_label(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> LabelMessage:
     """Parse and validate a label message, or raise ``InvalidMessage``."""
-    data = _decode_json(raw, max_bytes)
-    try:
-        return LabelMessage.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidMessage("invalid_label", _describe(exc)) from exc
+    return _decode(raw, LabelMessage, "invalid_label", max_bytes)
 
 
 def encode(message: BaseModel) -> bytes:
