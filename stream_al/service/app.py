@@ -110,6 +110,13 @@ class BrokerProbe:
             self.reachable = self.check()
 
 
+def _log_commit_failure(offsets: dict[TopicPartition, OffsetAndMetadata], result: Any) -> None:
+    if isinstance(result, Exception):
+        log.warning(
+            "could not commit offsets %s: %s; those samples will come again", offsets, result
+        )
+
+
 def partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60.0) -> set[int]:
     """The partitions of ``topic``, waiting for its metadata (a new topic takes a moment)."""
     deadline = time.monotonic() + timeout
@@ -130,7 +137,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
         self._service = service
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self._service._finish_batch()
+        self._service._finish_batch(wait_for_commit=True)
         self._service._assigned.difference_update(revoked)
         for tp in revoked:
             self._service.metrics.remove_lag(tp.topic, tp.partition)
@@ -250,7 +257,7 @@ class Service:
     def close(self) -> None:
         """Deliver and commit what was processed, then close the clients."""
         try:
-            self._finish_batch()
+            self._finish_batch(wait_for_commit=True)
         except Exception:
             log.exception("could not commit the last batch; it will be replayed")
         if self.checkpointer is not None:
@@ -313,8 +320,13 @@ class Service:
         future = self._producer.send(topic, key=encoded_key, value=value, headers=headers)
         self._batch.deliveries.append(future)
 
-    def _finish_batch(self) -> None:
-        """Wait for the batch's messages to be delivered, then commit its offsets."""
+    def _finish_batch(self, wait_for_commit: bool = False) -> None:
+        """Wait for the batch's messages to be delivered, then commit its offsets.
+
+        The commit itself is asynchronous in the loop (a round trip per batch would cost a
+        third of the throughput); before partitions are revoked and at shutdown it is waited
+        for. A commit that fails only means the batch comes again: at-least-once either way.
+        """
         batch, self._batch = self._batch, _Batch()
         if not batch.offsets and not batch.deliveries:
             return
@@ -334,7 +346,10 @@ class Service:
         if batch.offsets:
             offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in batch.offsets.items()}
             try:
-                self._samples.commit(offsets)
+                if wait_for_commit:
+                    self._samples.commit(offsets)
+                else:
+                    self._samples.commit_async(offsets, callback=_log_commit_failure)
             except KafkaError as error:
                 # The group is rebalancing or the broker is away: the batch was delivered
                 # but not committed, so its samples come again (at-least-once), here or at
