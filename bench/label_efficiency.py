@@ -26,7 +26,7 @@ and the reference points of the issue next to the same figures measured here.
 Run: ``python bench/label_efficiency.py [--seeds N] [--datasets ...] [--budgets ...]
 [--json FILE]``. Figures are means over N policy seeds (42, 43, ...; the data streams are
 fixed). It runs on one core: one seed over the four default datasets takes about 30 s on
-the 2-core development machine, each further seed about as much again (10 seeds: about 5
+the 2-core development machine, each further seed about as much again (10 seeds: about 7
 minutes), most of it tuning the river sampler on the two 20k-sample streams.
 """
 

@@ -55,8 +55,10 @@ class ModelConfig(_Frozen):
 class StrategyConfig(_Frozen):
     """How to decide which samples are worth a label.
 
-    ``budget`` is the share of samples that may be sent to the oracle. Every strategy
-    spends it, warm-up and exploration included, over the long run.
+    ``budget`` is the share of samples that may be sent to the oracle. ``adaptive``,
+    ``random``, ``quantile`` and ``pool`` spend it over the long run, warm-up and
+    exploration included; the threshold strategies (``fixed`` and the variable-uncertainty
+    family) only cap their spending over the window, so their warm-up labels come on top.
     """
 
     name: StrategyName = "adaptive"

@@ -32,7 +32,8 @@ class DatasetInfo:
     description: str
     #: Samples in the stream when no limit is given.
     size: int
-    make: Callable[[int], Iterator[tuple[dict, object]]]
+    #: (seed, size) -> pairs; size matters to synthetic streams, whose drift sits within it.
+    make: Callable[[int, int], Iterator[tuple[dict, object]]]
 
 
 def _sea_drift(seed: int, size: int) -> Iterator[tuple[dict, object]]:
@@ -64,37 +65,37 @@ DATASETS: dict[str, DatasetInfo] = {
             "phishing",
             "phishing web pages, 9 features, binary (bundled)",
             1250,
-            lambda seed: iter(datasets.Phishing()),
+            lambda seed, size: iter(datasets.Phishing()),
         ),
         DatasetInfo(
             "image-segments",
             "image regions, 18 features, 7 classes (bundled)",
             2310,
-            lambda seed: iter(datasets.ImageSegments()),
+            lambda seed, size: iter(datasets.ImageSegments()),
         ),
         DatasetInfo(
             "bananas",
             "two interleaved banana shapes, 2 features, binary (bundled)",
             5300,
-            lambda seed: iter(datasets.Bananas()),
+            lambda seed, size: iter(datasets.Bananas()),
         ),
         DatasetInfo(
             "sea-drift",
             "SEA concepts with an abrupt change half way (synthetic)",
             SYNTHETIC_SIZE,
-            lambda seed: _sea_drift(seed, SYNTHETIC_SIZE),
+            _sea_drift,
         ),
         DatasetInfo(
             "hyperplane",
             "rotating hyperplane, gradual drift (synthetic)",
             SYNTHETIC_SIZE,
-            lambda seed: _hyperplane(seed, SYNTHETIC_SIZE),
+            _hyperplane,
         ),
         DatasetInfo(
             "sea",
             "SEA concept 0, stationary (synthetic)",
             SYNTHETIC_SIZE,
-            lambda seed: _sea(seed, SYNTHETIC_SIZE),
+            _sea,
         ),
     ]
 }
@@ -102,6 +103,9 @@ DATASETS: dict[str, DatasetInfo] = {
 
 def stream(name: str, *, seed: int = 42, limit: int | None = None) -> Iterator[Example]:
     """The examples of dataset ``name`` with ids ``<name>-<index>`` and string labels.
+
+    ``limit`` cuts a bundled dataset short; a synthetic one is generated at that length
+    (and may then be longer than its default size).
 
     >>> first = next(stream("phishing"))
     >>> first.id, first.label
@@ -112,7 +116,8 @@ def stream(name: str, *, seed: int = 42, limit: int | None = None) -> Iterator[E
     except KeyError:
         known = ", ".join(sorted(DATASETS))
         raise ValueError(f"unknown dataset {name!r}; known datasets: {known}") from None
-    pairs = info.make(seed)
+    # A synthetic stream is generated at the length asked for, so its drift stays mid-way.
+    pairs = info.make(seed, limit if limit is not None else info.size)
     if limit is not None:
         pairs = itertools.islice(pairs, limit)
     for index, (x, y) in enumerate(pairs):
