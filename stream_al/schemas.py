@@ -53,6 +53,7 @@ DeadLetterReason = Literal[
     "unknown_id",
     "expired",
     "duplicate",
+    "model_error",
 ]
 
 

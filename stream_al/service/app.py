@@ -18,6 +18,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.coordinator.base import MemberState
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -53,6 +54,7 @@ _DEAD_LETTER_KEY_BYTES = 1024
 _DEAD_LETTER_HEADER_BYTES = 16 * 1024
 
 _GAUGE_INTERVAL_SECONDS = 1.0
+_STUCK_REBALANCE_SECONDS = 60.0
 _LABEL_STATUS_TO_REASON: dict[LabelStatus, DeadLetterReason] = {
     LabelStatus.DUPLICATE: "duplicate",
     LabelStatus.UNKNOWN_ID: "unknown_id",
@@ -188,6 +190,7 @@ class Service:
         self._assigned: set[TopicPartition] = set()
         self._broker_probe = BrokerProbe(settings.kafka.bootstrap_servers)
         self._last_gauges = 0.0
+        self._unstable_since: float | None = None
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -218,11 +221,7 @@ class Service:
         if self.checkpointer is not None:
             # From here on no label may be lost, so there must be offsets to return to.
             self._save_checkpoint()
-        self._samples = kafka_io.samples_consumer(self.settings)
-        # Join the group only once the topic's partitions are known: a member that joins
-        # before may be assigned nothing, and kafka-python does not always join again.
-        partitions_of(self._samples, self.settings.topics.samples)
-        self._samples.subscribe([self.settings.topics.samples], listener=_CommitBeforeRevoke(self))
+        self._join_samples_group()
         self._broker_probe.start()
         log.info(
             "stream_al service started: group %s, replica %s, model %s, strategy %s (budget %s)",
@@ -232,6 +231,41 @@ class Service:
             self.settings.learner.strategy.name,
             self.settings.learner.strategy.budget,
         )
+
+    def _join_samples_group(self) -> None:
+        self._samples = kafka_io.samples_consumer(self.settings)
+        self._samples.subscribe([self.settings.topics.samples], listener=_CommitBeforeRevoke(self))
+        # Subscribe first, then wait for the topic's metadata: that metadata update is what
+        # the group's leader compares its assignment with. Without it the first assignment is
+        # made against an empty snapshot and the arriving metadata forces a second rebalance,
+        # and kafka-python 3.0 can drop that rebalance's result when a poll times out mid-way,
+        # leaving the member with no partitions for good.
+        partitions_of(self._samples, self.settings.topics.samples)
+
+    def _watch_group_membership(self) -> None:
+        """Join the group afresh if the samples consumer is stuck in a rebalance.
+
+        kafka-python 3.0 very rarely stalls in a join (leader elected, then silence) while the
+        broker is fine; the member then holds no partitions for good. A standby replica with
+        no partitions is stable, so only a rebalance that lasts this long starts over.
+        """
+        assert self._samples is not None
+        state = getattr(self._samples._coordinator, "state", MemberState.STABLE)
+        now = time.monotonic()
+        if state is MemberState.STABLE or not self._broker_probe.reachable:
+            self._unstable_since = None
+            return
+        if self._unstable_since is None:
+            self._unstable_since = now
+        elif now - self._unstable_since > _STUCK_REBALANCE_SECONDS:
+            log.warning(
+                "the samples consumer has been rebalancing for %.0f s; joining the group afresh",
+                now - self._unstable_since,
+            )
+            self._samples.close(autocommit=False)
+            self._assigned.clear()
+            self.metrics.rebalanced()
+            self._join_samples_group()
 
     def step(self, timeout_ms: int = 100) -> int:
         """One round: learn the labels that arrived, then score one batch. Returns samples seen."""
@@ -252,6 +286,7 @@ class Service:
         if now - self._last_gauges >= _GAUGE_INTERVAL_SECONDS:
             self._last_gauges = now
             self._update_gauges()
+            self._watch_group_membership()
         return seen
 
     def close(self) -> None:
@@ -291,7 +326,12 @@ class Service:
             self._dead_letter(record, error.reason, error.detail)
             self.metrics.sample_dead_lettered(error.reason)
             return
-        scored = self.learner.score(sample, now=self._clock())
+        try:
+            scored = self.learner.score(sample, now=self._clock())
+        except Exception as error:  # a model that cannot take these values must not stop us
+            self._dead_letter(record, "model_error", f"{type(error).__name__}: {error}")
+            self.metrics.sample_dead_lettered("model_error")
+            return
         self.metrics.observe_decision_latency(time.perf_counter() - started)
         self.metrics.sample_scored()
         topics = self.settings.topics
@@ -421,7 +461,11 @@ class Service:
         except InvalidMessage as error:
             self._reject_label(record, error.reason, error.detail)
             return
-        learned = self.learner.learn(label, now=self._clock())
+        try:
+            learned = self.learner.learn(label, now=self._clock())
+        except Exception as error:
+            self._reject_label(record, "model_error", f"{type(error).__name__}: {error}")
+            return
         self.metrics.label_outcome(learned.status.value)
         if learned.status is LabelStatus.LEARNED:
             if learned.asked_at is not None:

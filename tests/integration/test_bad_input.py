@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
@@ -106,6 +107,7 @@ def _deep(rng: random.Random, wrap: Callable[[str], str]) -> tuple[bytes, str]:
 
 
 def bad_sample(rng: random.Random) -> Bad:
+    """A sample the service must dead-letter, and the reason it must give."""
     kind = rng.randrange(13)
     sid = f"bad-{rng.randrange(10**9)}"
     if kind == 0:  # random bytes that cannot be UTF-8 (0xff never occurs in UTF-8)
@@ -261,12 +263,18 @@ def _value(metrics: ServiceMetrics, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def _samples_handled(service: Service) -> float:
-    """Samples the service has scored or dead-lettered."""
-    return sum(
+def _samples_handled_are(service: Service, count: int) -> bool:
+    """Whether the service has scored or dead-lettered ``count`` samples."""
+    handled = sum(
         _value(service.metrics, "stream_al_samples_total", outcome=outcome)
         for outcome in ("scored", "dead_lettered")
     )
+    return handled == count
+
+
+def _labels_read_are(service: Service, count: int) -> bool:
+    """Whether the service has read ``count`` labels (the labels topic has one partition)."""
+    return service.label_offsets.get(0, 0) == count
 
 
 class _TopicTail:
@@ -331,7 +339,7 @@ def run_stream(bootstrap: str, examples: list[Example], probes: list[Example], b
             producer.flush()
             _drive(
                 service,
-                lambda sent=samples_sent: _samples_handled(service) == sent,
+                partial(_samples_handled_are, service, samples_sent),
                 f"chunk {chunk}'s samples",
             )
             # Labels: the true class of every query of the chunk, malformed ones in between.
@@ -353,7 +361,7 @@ def run_stream(bootstrap: str, examples: list[Example], probes: list[Example], b
             producer.flush()
             _drive(
                 service,
-                lambda sent=labels_sent: service.label_offsets.get(0, 0) == sent,
+                partial(_labels_read_are, service, labels_sent),
                 f"chunk {chunk}'s labels",
             )
         run.probe = [service.learner.model.predict_proba_one(p.features) for p in probes]

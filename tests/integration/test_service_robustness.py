@@ -1,0 +1,94 @@
+"""The service keeps going when the model or the consumer group misbehaves."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kafka.coordinator.base import MemberState
+
+from stream_al.core.config import LearnerConfig, ModelConfig
+from stream_al.schemas import LabelMessage, Sample, encode
+from stream_al.service.app import REASON_HEADER, Service
+from stream_al.service.metrics import ServiceMetrics
+from tests.integration.harness import header, read_topic, send_raw, service_settings, wait_until
+
+pytestmark = pytest.mark.kafka
+
+
+def test_values_the_model_cannot_take_are_dead_lettered_and_the_service_goes_on(
+    kafka_bootstrap: str,
+) -> None:
+    settings = service_settings(
+        kafka_bootstrap, LearnerConfig(model=ModelConfig(name="hoeffding-tree")), partitions=1
+    )
+    service = Service(settings, metrics=ServiceMetrics(port=0))
+    service.connect()
+    try:
+        # River's Gaussian estimator overflows on these finite, schema-valid values.
+        extreme = [
+            LabelMessage(id=f"x{i}", label=label, features={"x": value})
+            for i, (label, value) in enumerate(
+                [("a", 1.0), ("b", 2.0), ("a", 1e308), ("b", -1e308), ("a", 1e308)]
+            )
+        ]
+        send_raw(
+            kafka_bootstrap, settings.topics.labels, [(m.id.encode(), encode(m)) for m in extreme]
+        )
+        send_raw(
+            kafka_bootstrap,
+            settings.topics.samples,
+            [(b"s", encode(Sample(id="s", features={"x": 1.5})))],
+        )
+        wait_until(
+            lambda: service.step() >= 0 and service.learner.samples_seen == 1,
+            60,
+            "the sample after the bad labels to be scored",
+        )
+        registry = service.metrics.registry
+        errors = registry.get_sample_value(
+            "stream_al_dead_letters_total", {"reason": "model_error"}
+        )
+        assert errors is not None and errors >= 1
+        assert service.learner.labels_learned == len(extreme) - errors
+    finally:
+        service.close()
+    dead = read_topic(kafka_bootstrap, settings.topics.dead_letters)
+    assert {header(r, REASON_HEADER) for r in dead} == {"model_error"}
+    assert all(json.loads(r.value)["features"]["x"] in (1e308, -1e308) for r in dead)
+
+
+def test_a_member_stuck_in_a_rebalance_joins_the_group_afresh(kafka_bootstrap: str) -> None:
+    settings = service_settings(kafka_bootstrap, LearnerConfig(), partitions=2)
+    service = Service(settings, metrics=ServiceMetrics(port=0))
+    service.connect()
+    try:
+        wait_until(
+            lambda: service.step() >= 0 and service.readiness()["partitions_assigned"],
+            60,
+            "the first assignment",
+        )
+        stuck = service._samples
+        assert stuck is not None
+        # What kafka-python 3.0 rarely leaves behind: a join that never completes.
+        stuck._coordinator.state = MemberState.REBALANCING
+        service._unstable_since = 0.0  # since long ago
+        service._watch_group_membership()
+        assert service._samples is not stuck
+        wait_until(
+            lambda: service.step() >= 0 and service.readiness()["partitions_assigned"],
+            60,
+            "the assignment after joining afresh",
+        )
+        send_raw(
+            kafka_bootstrap,
+            settings.topics.samples,
+            [(b"s", encode(Sample(id="s", features={"x": 1.0})))],
+        )
+        wait_until(
+            lambda: service.step() >= 0 and service.learner.samples_seen == 1,
+            60,
+            "a sample to be scored by the new member",
+        )
+    finally:
+        service.close()
