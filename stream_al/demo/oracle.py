@@ -19,7 +19,6 @@ from kafka.structs import OffsetAndMetadata
 
 from stream_al.schemas import LabelMessage, Query, encode
 from stream_al.service import kafka_io
-from stream_al.service.app import partitions_of
 from stream_al.settings import Settings
 from stream_al.sim.datasets import stream
 from stream_al.sim.simulate import NoisyOracle
@@ -59,7 +58,7 @@ def answer_queries(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=20,
     )
-    partitions_of(consumer, settings.topics.oracle)  # join only once partitions are known
+    kafka_io.partitions_of(consumer, settings.topics.oracle)  # join only once partitions are known
     consumer.subscribe([settings.topics.oracle])
     producer = kafka_io.producer(settings)
     # (due time, sequence, query, source partition, offset): answered in due order.

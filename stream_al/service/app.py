@@ -9,7 +9,7 @@ replays a batch, it never drops one). The learner decides; this module only move
 from __future__ import annotations
 
 import logging
-import socket
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -33,25 +33,11 @@ from stream_al.schemas import (
 )
 from stream_al.service import kafka_io
 from stream_al.service.checkpointing import Checkpointer
+from stream_al.service.dead_letters import dead_letter
 from stream_al.service.metrics import ServiceMetrics
 from stream_al.settings import Settings
 
 log = logging.getLogger(__name__)
-
-#: Header names on dead letters (values are UTF-8 text).
-REASON_HEADER = "stream_al.reason"
-DETAIL_HEADER = "stream_al.detail"
-SOURCE_TOPIC_HEADER = "stream_al.source.topic"
-SOURCE_PARTITION_HEADER = "stream_al.source.partition"
-SOURCE_OFFSET_HEADER = "stream_al.source.offset"
-#: Says what of the original a dead letter had to leave out (see ``_dead_letter``).
-TRUNCATED_HEADER = "stream_al.truncated"
-
-#: A dead letter keeps its message's key and headers up to these sizes, and its value up to
-#: ``max_message_bytes``: the producer refuses larger records, and a send that raises stops
-#: the service, on the same message again after every restart.
-_DEAD_LETTER_KEY_BYTES = 1024
-_DEAD_LETTER_HEADER_BYTES = 16 * 1024
 
 _GAUGE_INTERVAL_SECONDS = 1.0
 _STUCK_REBALANCE_SECONDS = 60.0
@@ -77,61 +63,11 @@ class _Batch:
         self.offsets[tp] = record.offset + 1
 
 
-class BrokerProbe:
-    """Checks in the background, every ``interval`` seconds, that a bootstrap server answers.
-
-    A TCP connection is what the readiness check needs to know (kafka-python reconnects by
-    itself and does not say when it cannot), and it never blocks the service loop.
-    """
-
-    def __init__(self, bootstrap_servers: str, interval: float = 1.0) -> None:
-        self._addresses = [_host_port(server) for server in bootstrap_servers.split(",")]
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="broker-probe", daemon=True)
-        self.reachable = False
-
-    def start(self) -> None:
-        self.reachable = self.check()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def check(self) -> bool:
-        for host, port in self._addresses:
-            try:
-                with socket.create_connection((host, port), timeout=self._interval):
-                    return True
-            except OSError:
-                continue
-        return False
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.reachable = self.check()
-
-
 def _log_commit_failure(offsets: dict[TopicPartition, OffsetAndMetadata], result: Any) -> None:
     if isinstance(result, Exception):
         log.warning(
             "could not commit offsets %s: %s; those samples will come again", offsets, result
         )
-
-
-def partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60.0) -> set[int]:
-    """The partitions of ``topic``, waiting for its metadata (a new topic takes a moment)."""
-    deadline = time.monotonic() + timeout
-    while not (partitions := consumer.partitions_for_topic(topic)):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"topic {topic!r} does not exist (set topics.create to create it)")
-        time.sleep(0.2)
-    return set(partitions)
-
-
-def _host_port(server: str) -> tuple[str, int]:
-    host, _, port = server.strip().rpartition(":")
-    return host.strip("[]") or "localhost", int(port or 9092)
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):
@@ -188,7 +124,7 @@ class Service:
         # Read by the metrics HTTP thread: plain values the service keeps up to date, never
         # the Kafka clients themselves, which are not thread-safe.
         self._assigned: set[TopicPartition] = set()
-        self._broker_probe = BrokerProbe(settings.kafka.bootstrap_servers)
+        self._broker_probe = kafka_io.BrokerProbe(settings.kafka.bootstrap_servers)
         self._last_gauges = 0.0
         self._unstable_since: float | None = None
 
@@ -240,7 +176,7 @@ class Service:
         # made against an empty snapshot and the arriving metadata forces a second rebalance,
         # and kafka-python 3.0 can drop that rebalance's result when a poll times out mid-way,
         # leaving the member with no partitions for good.
-        partitions_of(self._samples, self.settings.topics.samples)
+        kafka_io.partitions_of(self._samples, self.settings.topics.samples)
 
     def _watch_group_membership(self) -> None:
         """Join the group afresh if the samples consumer is stuck in a rebalance.
@@ -405,29 +341,8 @@ class Service:
             reason,
             detail,
         )
-        headers = [
-            (REASON_HEADER, reason.encode()),
-            (DETAIL_HEADER, detail[:2000].encode()),
-            (SOURCE_TOPIC_HEADER, record.topic.encode()),
-            (SOURCE_PARTITION_HEADER, str(record.partition).encode()),
-            (SOURCE_OFFSET_HEADER, str(record.offset).encode()),
-        ]
-        # The source coordinates above still find the whole original while retention lasts.
-        key, value, cut = record.key, record.value or b"", []
-        if len(value) > self.settings.max_message_bytes:
-            cut.append(f"value of {len(value)} bytes")
-            value = value[: self.settings.max_message_bytes]
-        if key is not None and len(key) > _DEAD_LETTER_KEY_BYTES:
-            cut.append(f"key of {len(key)} bytes")
-            key = key[:_DEAD_LETTER_KEY_BYTES]
-        # A header's value may be null on the wire; the producer takes bytes only.
-        extra = [(name, bytes(v or b"")) for name, v in (record.headers or [])]
-        if sum(len(name) + len(v) for name, v in extra) > _DEAD_LETTER_HEADER_BYTES:
-            cut.append(f"{len(extra)} headers")
-            extra = []
-        if cut:
-            headers.append((TRUNCATED_HEADER, ("left out: " + ", ".join(cut)).encode()))
-        self._send(self.settings.topics.dead_letters, key, value, headers + extra)
+        key, value, headers = dead_letter(record, reason, detail, self.settings.max_message_bytes)
+        self._send(self.settings.topics.dead_letters, key, value, headers)
 
     # -- labels ------------------------------------------------------------------------------
 
@@ -435,7 +350,7 @@ class Service:
         """Read every partition of the labels topic, from ``label_offsets`` or from the end."""
         assert self._labels is not None
         topic = self.settings.topics.labels
-        partitions = partitions_of(self._labels, topic)
+        partitions = kafka_io.partitions_of(self._labels, topic)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         self._labels.assign(assigned)
         ends = self._labels.end_offsets(assigned)
@@ -500,7 +415,7 @@ class Service:
             threshold=policy.threshold,
             labels_remaining=policy.labels_remaining,
             pending=len(learner.pending),
-            accuracy=None if accuracy != accuracy else accuracy,
+            accuracy=None if math.isnan(accuracy) else accuracy,
             labels_learned=learner.labels_learned,
         )
         self._update_lag()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
+import threading
+import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -95,3 +98,53 @@ def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = 
             log.info("created topics %s", ", ".join(topic.name for topic in missing))
     finally:
         admin.close()
+
+
+def partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60.0) -> set[int]:
+    """The partitions of ``topic``, waiting for its metadata (a new topic takes a moment)."""
+    deadline = time.monotonic() + timeout
+    while not (partitions := consumer.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topic {topic!r} does not exist (set topics.create to create it)")
+        time.sleep(0.2)
+    return set(partitions)
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    host, _, port = server.strip().rpartition(":")
+    return host.strip("[]") or "localhost", int(port or 9092)
+
+
+class BrokerProbe:
+    """Checks in the background, every ``interval`` seconds, that a bootstrap server answers.
+
+    A TCP connection is what the readiness check needs to know (kafka-python reconnects by
+    itself and does not say when it cannot), and it never blocks the service loop.
+    """
+
+    def __init__(self, bootstrap_servers: str, interval: float = 1.0) -> None:
+        self._addresses = [_host_port(server) for server in bootstrap_servers.split(",")]
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="broker-probe", daemon=True)
+        self.reachable = False
+
+    def start(self) -> None:
+        self.reachable = self.check()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> bool:
+        for host, port in self._addresses:
+            try:
+                with socket.create_connection((host, port), timeout=self._interval):
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.reachable = self.check()

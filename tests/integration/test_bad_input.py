@@ -29,12 +29,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.schemas import LabelMessage, Query, Sample, encode
-from stream_al.service.app import (
+from stream_al.service.app import Service
+from stream_al.service.dead_letters import (
     REASON_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_TOPIC_HEADER,
     TRUNCATED_HEADER,
-    Service,
 )
 from stream_al.service.metrics import ServiceMetrics
 from stream_al.settings import Settings

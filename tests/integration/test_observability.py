@@ -39,8 +39,8 @@ from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.demo.feeder import produce
 from stream_al.demo.oracle import answer_queries
 from stream_al.schemas import LabelMessage, Sample, encode
-from stream_al.service.app import REASON_HEADER, SOURCE_TOPIC_HEADER
 from stream_al.service.checkpointing import Checkpointer, open_store
+from stream_al.service.dead_letters import REASON_HEADER, SOURCE_TOPIC_HEADER
 from stream_al.settings import Settings
 from stream_al.sim.datasets import Example, stream
 from tests.integration.harness import (

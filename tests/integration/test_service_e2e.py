@@ -12,7 +12,11 @@ import pytest
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.demo.feeder import produce
 from stream_al.demo.oracle import answer_queries
-from stream_al.service.app import REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER
+from stream_al.service.dead_letters import (
+    REASON_HEADER,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_TOPIC_HEADER,
+)
 from stream_al.sim.datasets import stream
 from stream_al.sim.simulate import simulate
 from tests.integration.harness import (

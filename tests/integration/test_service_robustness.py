@@ -9,7 +9,8 @@ from kafka.coordinator.base import MemberState
 
 from stream_al.core.config import LearnerConfig, ModelConfig
 from stream_al.schemas import LabelMessage, Sample, encode
-from stream_al.service.app import REASON_HEADER, Service
+from stream_al.service.app import Service
+from stream_al.service.dead_letters import REASON_HEADER
 from stream_al.service.metrics import ServiceMetrics
 from tests.integration.harness import header, read_topic, send_raw, service_settings, wait_until
 
