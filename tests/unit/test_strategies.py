@@ -7,6 +7,7 @@ import math
 import pickle
 import random
 from collections.abc import Callable, Sequence
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -33,16 +34,7 @@ from stream_al.core.strategies import (
 )
 from stream_al.core.strategies.window import SlidingWindow
 
-ALL_NAMES: tuple[StrategyName, ...] = (
-    "adaptive",
-    "random",
-    "fixed",
-    "variable-uncertainty",
-    "randomized-variable-uncertainty",
-    "split",
-    "quantile",
-    "pool",
-)
+ALL_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
 #: Strategies whose budget control is exact (ledger-paced); the gated textbook family
 #: is checked separately without warm-up, which its forgetting estimate only half repays.
 LEDGER_PACED: tuple[StrategyName, ...] = ("adaptive", "random", "quantile", "pool")
