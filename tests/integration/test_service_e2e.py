@@ -32,7 +32,7 @@ pytestmark = pytest.mark.kafka
 
 DATASET = "bananas"
 BUDGET = 0.1
-RATE = 500.0  # samples per second
+RATE = 250.0  # samples per second
 MALFORMED: list[tuple[bytes | None, bytes, str]] = [
     (b"bad-1", b"\xff\xfe not utf-8", "not_json"),
     (b"bad-2", b"{this is not json", "not_json"),
@@ -44,11 +44,14 @@ MALFORMED: list[tuple[bytes | None, bytes, str]] = [
 
 
 def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
+    # Naive Bayes: on bananas its accuracy barely moves with a few samples of label delay
+    # (0.716-0.732 for delays of 0-40 samples), while a linear model, near chance on these
+    # two interleaved shapes, swings by +-0.03; the service's labels arrive a few dozen
+    # samples late where the simulation's arrive at once.
     learner = LearnerConfig(
-        model=ModelConfig(name="logreg"), strategy=StrategyConfig(budget=BUDGET)
+        model=ModelConfig(name="naive-bayes"), strategy=StrategyConfig(budget=BUDGET)
     )
-    # One partition: the service sees the samples in the simulation's order. (With several,
-    # the interleaving alone moves this weak learner's accuracy by a few points either way.)
+    # One partition: the service sees the samples in the simulation's order.
     settings = service_settings(kafka_bootstrap, learner, partitions=1)
     examples = list(stream(DATASET))
     truth = {example.id: example.label for example in examples}
