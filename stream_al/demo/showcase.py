@@ -240,4 +240,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # The context managers have stopped the service and, if it started one, the broker.
+        print("[demo] interrupted; what the demo started is stopped")
+        sys.exit(130)
