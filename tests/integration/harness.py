@@ -53,6 +53,11 @@ class ServiceThread:
         except BaseException as error:  # surfaced by stop()
             self.error = error
 
+    @property
+    def alive(self) -> bool:
+        """The loop is still running and has not failed."""
+        return self._thread.is_alive() and self.error is None
+
     def __enter__(self) -> ServiceThread:
         self.metrics.start()
         self._thread.start()

@@ -122,7 +122,7 @@ class Stack:
 
     @property
     def service_alive(self) -> bool:
-        return self.running._thread.is_alive() and self.running.error is None
+        return self.running.alive
 
     def send_samples(self, count: int) -> list[str]:
         """Send the next ``count`` samples of the dataset at once; return their ids."""
