@@ -53,12 +53,7 @@ DEFAULT_BUDGETS = (0.01, 0.05, 0.1)
 #: Our strategies, in table order: the baseline first, the default last.
 STRATEGIES: tuple[StrategyName, ...] = (
     "random",
-    "fixed",
-    "variable-uncertainty",
-    "randomized-variable-uncertainty",
-    "split",
-    "quantile",
-    "pool",
+    *(name for name in get_args(StrategyName) if name not in ("random", "adaptive")),
     "adaptive",
 )
 #: What the issue calls the textbook strategies: all but the baseline and our default.

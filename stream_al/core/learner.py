@@ -118,7 +118,6 @@ class ActiveLearner:
         self.pending = PendingStore(config.pending_max, config.pending_ttl_seconds)
         self.samples_seen = 0
         self.labels_learned = 0
-        self.queries_by_reason: Counter[str] = Counter()
         self.labels_by_status: Counter[str] = Counter()
         self.recent_accuracy = RollingMean(config.accuracy_window)
         self.recent_query_rate = RollingMean(config.strategy.window)
@@ -161,10 +160,14 @@ class ActiveLearner:
                 )
             )
             self.pending.add(selection.key, PendingQuery(picked.features, picked.label, now), now)
-            self.queries_by_reason[decision.reason] += 1
         scored = Scored(sample.id, label, proba, uncertainty, tuple(queries))
         self.recent_query_rate.add(len(queries))
         return scored
+
+    @property
+    def queries_by_reason(self) -> dict[str, int]:
+        """Queries sent so far, by reason (the strategy's own account)."""
+        return self.policy.queries_by_reason
 
     def learn(self, label: LabelMessage, now: float | None = None) -> Learned:
         """Learn from ``label``, joined with the features kept when its sample was queried.
@@ -210,7 +213,7 @@ class ActiveLearner:
         return {
             "samples_seen": self.samples_seen,
             "labels_learned": self.labels_learned,
-            "queries_by_reason": dict(self.queries_by_reason),
+            "queries_by_reason": self.queries_by_reason,
             "labels_by_status": dict(self.labels_by_status),
             "pending_queries": len(self.pending),
             "pending_evicted": self.pending.evicted,

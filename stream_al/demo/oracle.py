@@ -58,10 +58,7 @@ def answer_queries(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=20,
     )
-    # Subscribe, then wait for the topic's metadata, as the service does (see
-    # Service._join_samples_group): the group's first assignment then sees the partitions.
-    consumer.subscribe([settings.topics.oracle])
-    kafka_io.partitions_of(consumer, settings.topics.oracle)
+    kafka_io.subscribe(consumer, settings.topics.oracle)
     producer = kafka_io.producer(settings)
     # (due time, sequence, query, source partition, offset): answered in due order.
     waiting: list[tuple[float, int, Query, TopicPartition, int]] = []

@@ -57,10 +57,10 @@ class _Batch:
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     deliveries: list[Any] = field(default_factory=list)
 
-    def add(self, record: ConsumerRecord) -> None:
-        tp = TopicPartition(record.topic, record.partition)
-        self.first_offsets.setdefault(tp, record.offset)
-        self.offsets[tp] = record.offset + 1
+    def took(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """Note one polled run of ``tp``'s records (once per partition, not per record)."""
+        self.first_offsets.setdefault(tp, records[0].offset)
+        self.offsets[tp] = records[-1].offset + 1
 
 
 def _log_commit_failure(offsets: dict[TopicPartition, OffsetAndMetadata], result: Any) -> None:
@@ -90,22 +90,20 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
 class Service:
     """``stream-al run``: samples in, predictions and queries out, labels learned online.
 
-    ``learner`` defaults to a fresh one built from ``settings.learner``; ``label_offsets``
-    (labels partition -> next offset) positions the labels consumer, by default at the
-    end of the labels topic as it is at start.
+    The learner is a fresh one built from ``settings.learner``, or the one the
+    ``checkpointer`` restores together with the labels offsets it reflects; without a
+    checkpoint the labels consumer starts at the end of the labels topic.
     """
 
     def __init__(
         self,
         settings: Settings,
-        learner: ActiveLearner | None = None,
         metrics: ServiceMetrics | None = None,
-        label_offsets: dict[int, int] | None = None,
         checkpointer: Checkpointer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.learner = learner if learner is not None else ActiveLearner(settings.learner)
+        self.learner = ActiveLearner(settings.learner)
         self.metrics = (
             metrics
             if metrics is not None
@@ -113,7 +111,7 @@ class Service:
         )
         self.metrics.set_readiness(self.readiness)
         #: labels partition -> next offset to read; what a checkpoint records.
-        self.label_offsets: dict[int, int] = dict(label_offsets or {})
+        self.label_offsets: dict[int, int] = {}
         self.checkpointer = checkpointer
         self._clock = clock
         self._stopping = threading.Event()
@@ -170,13 +168,7 @@ class Service:
 
     def _join_samples_group(self) -> None:
         self._samples = kafka_io.samples_consumer(self.settings)
-        self._samples.subscribe([self.settings.topics.samples], listener=_CommitBeforeRevoke(self))
-        # Subscribe first, then wait for the topic's metadata: that metadata update is what
-        # the group's leader compares its assignment with. Without it the first assignment is
-        # made against an empty snapshot and the arriving metadata forces a second rebalance,
-        # and kafka-python 3.0 can drop that rebalance's result when a poll times out mid-way,
-        # leaving the member with no partitions for good.
-        kafka_io.partitions_of(self._samples, self.settings.topics.samples)
+        kafka_io.subscribe(self._samples, self.settings.topics.samples, _CommitBeforeRevoke(self))
 
     def _watch_group_membership(self) -> None:
         """Join the group afresh if the samples consumer is stuck in a rebalance.
@@ -207,12 +199,12 @@ class Service:
         """One round: learn the labels that arrived, then score one batch. Returns samples seen."""
         assert self._samples is not None
         self._learn_available_labels()
-        records = self._samples.poll(timeout_ms=timeout_ms)
         seen = 0
-        for batch in records.values():
-            for record in batch:
+        for tp, records in self._samples.poll(timeout_ms=timeout_ms).items():
+            self._batch.took(tp, records)
+            for record in records:
                 self._handle_sample(record)
-                seen += 1
+            seen += len(records)
         self._finish_batch()
         if self.checkpointer is not None and self.checkpointer.save_if_due(
             self.learner, self.label_offsets
@@ -252,8 +244,6 @@ class Service:
     # -- samples -----------------------------------------------------------------------------
 
     def _handle_sample(self, record: ConsumerRecord) -> None:
-        assert self._producer is not None
-        self._batch.add(record)
         started = time.perf_counter()
         try:
             # A null record (a tombstone) is an empty message: not JSON, not a crash.

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -98,6 +98,23 @@ def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = 
             log.info("created topics %s", ", ".join(topic.name for topic in missing))
     finally:
         admin.close()
+
+
+def subscribe(
+    consumer: KafkaConsumer, topic: str, listener: ConsumerRebalanceListener | None = None
+) -> None:
+    """Join ``consumer``'s group on ``topic``, then wait until the topic's partitions are known.
+
+    In that order: the metadata update is what the group's leader compares its assignment
+    with. Waiting first makes the first assignment against an empty snapshot, and the
+    arriving metadata then forces a second rebalance, whose result kafka-python 3.0 can drop
+    when a poll times out mid-way, leaving the member with no partitions for good.
+    """
+    if listener is None:
+        consumer.subscribe([topic])
+    else:
+        consumer.subscribe([topic], listener=listener)
+    partitions_of(consumer, topic)
 
 
 def partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60.0) -> set[int]:

@@ -84,6 +84,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.2)
 
 
+def step_until(service: Service, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Drive ``service``'s loop from the test thread until ``condition`` holds."""
+    wait_until(lambda: service.step() >= 0 and condition(), timeout, what)
+
+
 def send_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     for key, value in messages:

@@ -214,6 +214,16 @@ def label_ids(bootstrap: str, settings: Settings) -> list[str]:
     return [json.loads(r.value)["id"] for r in read_topic(bootstrap, settings.topics.labels)]
 
 
+def settled(
+    progress: Progress, bootstrap: str, settings: Settings, learned: Callable[[], float | None]
+) -> bool:
+    """Every sample committed, every query answered and every answer learned."""
+    if progress.behind(settings.group_id, settings.topics.samples):
+        return False
+    labels = answered_labels(bootstrap, settings)
+    return labels is not None and learned() == len(labels)
+
+
 def answered_labels(bootstrap: str, settings: Settings) -> set[str] | None:
     """The label ids on the labels topic once every query has one, else None.
 
@@ -314,14 +324,16 @@ def test_sigkill_loses_no_sample_and_no_label(kafka_bootstrap: str, tmp_path: Pa
             assert not feeder.is_alive(), "the feeder did not finish"
 
             # Settled: every sample committed, every query answered, every label read.
-            def settled() -> bool:
-                if progress.behind(settings.group_id, settings.topics.samples):
-                    return False
-                labels = answered_labels(kafka_bootstrap, settings)
-                learned = service.metric("stream_al_labels_learned")
-                return labels is not None and learned == len(labels)
-
-            wait_for(settled, WAIT_S, "every sample, query and label to be processed")
+            wait_for(
+                lambda: settled(
+                    progress,
+                    kafka_bootstrap,
+                    settings,
+                    lambda: service.metric("stream_al_labels_learned"),
+                ),
+                WAIT_S,
+                "every sample, query and label to be processed",
+            )
         exit_code = service.terminate()
         label_ends = progress.end_offsets(settings.topics.labels)
     finally:
@@ -414,13 +426,13 @@ def test_broker_restart_mid_stream_loses_nothing(
             feeder.join(WAIT_S)
             assert not feeder.is_alive(), "the feeder did not finish"
 
-            def settled() -> bool:
-                if progress.behind(settings.group_id, settings.topics.samples):
-                    return False
-                labels = answered_labels(kafka_bootstrap, settings)
-                return labels is not None and service.learner.labels_learned == len(labels)
-
-            wait_for(settled, WAIT_S, "every sample, query and label to be processed")
+            wait_for(
+                lambda: settled(
+                    progress, kafka_bootstrap, settings, lambda: service.learner.labels_learned
+                ),
+                WAIT_S,
+                "every sample, query and label to be processed",
+            )
             learner = service.learner
         # Leaving the block stopped the service; it raises if the loop had failed.
     finally:

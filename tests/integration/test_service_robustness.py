@@ -12,7 +12,7 @@ from stream_al.schemas import LabelMessage, Sample, encode
 from stream_al.service.app import Service
 from stream_al.service.dead_letters import REASON_HEADER
 from stream_al.service.metrics import ServiceMetrics
-from tests.integration.harness import header, read_topic, send_raw, service_settings, wait_until
+from tests.integration.harness import header, read_topic, send_raw, service_settings, step_until
 
 pytestmark = pytest.mark.kafka
 
@@ -44,11 +44,9 @@ def test_values_the_model_cannot_take_are_dead_lettered_and_the_service_goes_on(
             )
             return value or 0.0
 
-        wait_until(
-            lambda: (
-                service.step() >= 0
-                and service.learner.labels_learned + model_errors() == len(extreme)
-            ),
+        step_until(
+            service,
+            lambda: service.learner.labels_learned + model_errors() == len(extreme),
             60,
             "every label to be learned or refused",
         )
@@ -59,8 +57,9 @@ def test_values_the_model_cannot_take_are_dead_lettered_and_the_service_goes_on(
             settings.topics.samples,
             [(b"s", encode(Sample(id="s", features={"x": 1.5})))],
         )
-        wait_until(
-            lambda: service.step() >= 0 and service.learner.samples_seen == 1,
+        step_until(
+            service,
+            lambda: service.learner.samples_seen == 1,
             60,
             "the sample after the bad labels to be scored",
         )
@@ -76,8 +75,9 @@ def test_a_member_stuck_in_a_rebalance_joins_the_group_afresh(kafka_bootstrap: s
     service = Service(settings, metrics=ServiceMetrics(port=0))
     service.connect()
     try:
-        wait_until(
-            lambda: service.step() >= 0 and service.readiness()["partitions_assigned"],
+        step_until(
+            service,
+            lambda: service.readiness()["partitions_assigned"],
             60,
             "the first assignment",
         )
@@ -88,8 +88,9 @@ def test_a_member_stuck_in_a_rebalance_joins_the_group_afresh(kafka_bootstrap: s
         service._unstable_since = 0.0  # since long ago
         service._watch_group_membership()
         assert service._samples is not stuck
-        wait_until(
-            lambda: service.step() >= 0 and service.readiness()["partitions_assigned"],
+        step_until(
+            service,
+            lambda: service.readiness()["partitions_assigned"],
             60,
             "the assignment after joining afresh",
         )
@@ -98,8 +99,9 @@ def test_a_member_stuck_in_a_rebalance_joins_the_group_afresh(kafka_bootstrap: s
             settings.topics.samples,
             [(b"s", encode(Sample(id="s", features={"x": 1.0})))],
         )
-        wait_until(
-            lambda: service.step() >= 0 and service.learner.samples_seen == 1,
+        step_until(
+            service,
+            lambda: service.learner.samples_seen == 1,
             60,
             "a sample to be scored by the new member",
         )

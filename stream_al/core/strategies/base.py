@@ -56,6 +56,11 @@ class QueryPolicy(ABC):
 
     @property
     @abstractmethod
+    def queries_by_reason(self) -> dict[str, int]:
+        """Samples selected so far, by reason (reasons with none left out)."""
+
+    @property
+    @abstractmethod
     def labels_remaining(self) -> int | None:
         """Labels left under the hard cap; None when there is no cap."""
 

@@ -92,6 +92,10 @@ class BudgetedPolicy(QueryPolicy):
         return self.ledger.queried
 
     @property
+    def queries_by_reason(self) -> dict[str, int]:
+        return {reason: n for reason, n in self.ledger.by_reason.items() if n}
+
+    @property
     def labels_remaining(self) -> int | None:
         return self.ledger.remaining
 
