@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 _GAUGE_INTERVAL_SECONDS = 1.0
 _STUCK_REBALANCE_SECONDS = 60.0
+_FIRST_RETRY_SECONDS = 0.1
+_MAX_RETRY_SECONDS = 5.0
 _LABEL_STATUS_TO_REASON: dict[LabelStatus, DeadLetterReason] = {
     LabelStatus.DUPLICATE: "duplicate",
     LabelStatus.UNKNOWN_ID: "unknown_id",
@@ -133,11 +135,27 @@ class Service:
         self._stopping.set()
 
     def run(self) -> None:
-        """Connect, then loop until ``stop()``; flushes and commits before returning."""
+        """Connect, then loop until ``stop()``; flushes and commits before returning.
+
+        A retriable Kafka error (the broker is away, a coordinator moved) interrupts one
+        step, not the service: the consumers go back to what the learner has taken in, and
+        the loop tries again after a pause that grows to ``_MAX_RETRY_SECONDS``.
+        """
         self.connect()
+        pause = _FIRST_RETRY_SECONDS
         try:
             while not self._stopping.is_set():
-                self.step()
+                try:
+                    self.step()
+                except KafkaError as error:
+                    if not error.retriable:
+                        raise
+                    log.warning("Kafka is unavailable (%s); retrying in %.1f s", error, pause)
+                    self._rewind()
+                    self._stopping.wait(pause)
+                    pause = min(2 * pause, _MAX_RETRY_SECONDS)
+                else:
+                    pause = _FIRST_RETRY_SECONDS
         finally:
             self.close()
 
@@ -217,6 +235,22 @@ class Service:
             self._watch_group_membership()
         return seen
 
+    def _rewind(self) -> None:
+        """Seek both consumers back to the first record the learner has not taken in.
+
+        A step cut short may have polled records it never handled; without this, the next
+        commit would skip them. Samples of the unfinished batch come again (at-least-once).
+        """
+        assert self._samples is not None and self._labels is not None
+        batch, self._batch = self._batch, _Batch()
+        assigned = self._samples.assignment()
+        for tp, offset in batch.first_offsets.items():
+            if tp in assigned:
+                self._samples.seek(tp, offset)
+        topic = self.settings.topics.labels
+        for partition, offset in self.label_offsets.items():
+            self._labels.seek(TopicPartition(topic, partition), offset)
+
     def close(self) -> None:
         """Deliver and commit what was processed, then close the clients."""
         try:
@@ -293,11 +327,13 @@ class Service:
         third of the throughput); before partitions are revoked and at shutdown it is waited
         for. A commit that fails only means the batch comes again: at-least-once either way.
         """
-        batch, self._batch = self._batch, _Batch()
+        batch = self._batch
         if not batch.offsets and not batch.deliveries:
             return
         assert self._producer is not None and self._samples is not None
         self._producer.flush()
+        # Only now is the batch off our hands: a flush that raised leaves it for _rewind.
+        self._batch = _Batch()
         failed = [future for future in batch.deliveries if future.failed()]
         if failed:
             # Not delivered: do not commit; rewind so the batch is processed again.

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import random
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stream_al.core.config import LearnerConfig
-from stream_al.core.learner import ActiveLearner
+from stream_al.core.learner import ActiveLearner, Scored
 from stream_al.core.types import ClassLabel
 from stream_al.schemas import LabelMessage, Sample
 from stream_al.sim.datasets import Example
@@ -90,11 +90,13 @@ def simulate(
     label_noise: float = 0.0,
     seed: int = 0,
     curve_every: int = 10,
+    on_scored: Callable[[Example, Scored], None] | None = None,
 ) -> SimulationResult:
     """Replay ``examples`` prequentially through an ``ActiveLearner`` built from ``config``.
 
     The learner's clock advances one second per sample, so time-to-live settings read as
-    samples here.
+    samples here. ``on_scored`` sees every decision, for a caller that compares them with
+    another run's.
     """
     if label_delay < 0:
         raise ValueError(f"label_delay must be >= 0, got {label_delay}")
@@ -116,6 +118,8 @@ def simulate(
         deliver(step)
         scored = learner.score(Sample(id=example.id, features=example.features), now=float(step))
         correct += scored.label == example.label
+        if on_scored is not None:
+            on_scored(example, scored)
         for query in scored.queries:
             answer = LabelMessage(id=query.id, label=oracle.answer(truth[query.id]))
             in_flight.append((step + label_delay + 1, answer))

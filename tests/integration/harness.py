@@ -76,17 +76,27 @@ class ServiceThread:
             raise AssertionError("the service failed") from self.error
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
+        time.sleep(interval)
 
 
-def step_until(service: Service, condition: Callable[[], bool], timeout: float, what: str) -> None:
+def step_until(
+    service: Service,
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    poll_ms: int = 100,
+) -> None:
     """Drive ``service``'s loop from the test thread until ``condition`` holds."""
-    wait_until(lambda: service.step() >= 0 and condition(), timeout, what)
+    wait_until(
+        lambda: service.step(timeout_ms=poll_ms) >= 0 and condition(), timeout, what, interval=0
+    )
 
 
 def send_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:

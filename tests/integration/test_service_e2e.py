@@ -4,35 +4,30 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 
 import pytest
+from kafka import KafkaProducer
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
-from stream_al.demo.feeder import produce
+from stream_al.core.learner import Scored
 from stream_al.demo.oracle import answer_queries
+from stream_al.schemas import Sample, encode
+from stream_al.service.app import Service
 from stream_al.service.dead_letters import (
     REASON_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_TOPIC_HEADER,
 )
-from stream_al.sim.datasets import stream
+from stream_al.service.metrics import ServiceMetrics
+from stream_al.sim.datasets import Example, stream
 from stream_al.sim.simulate import simulate
-from tests.integration.harness import (
-    ServiceThread,
-    header,
-    read_topic,
-    send_raw,
-    service_settings,
-    wait_until,
-)
+from tests.integration.harness import header, read_topic, service_settings, step_until
 
 pytestmark = pytest.mark.kafka
 
 DATASET = "bananas"
 BUDGET = 0.1
-RATE = 250.0  # samples per second
 MALFORMED: list[tuple[bytes | None, bytes, str]] = [
     (b"bad-1", b"\xff\xfe not utf-8", "not_json"),
     (b"bad-2", b"{this is not json", "not_json"),
@@ -44,10 +39,6 @@ MALFORMED: list[tuple[bytes | None, bytes, str]] = [
 
 
 def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
-    # Naive Bayes: on bananas its accuracy barely moves with a few samples of label delay
-    # (0.716-0.732 for delays of 0-40 samples), while a linear model, near chance on these
-    # two interleaved shapes, swings by +-0.03; the service's labels arrive a few dozen
-    # samples late where the simulation's arrive at once.
     learner = LearnerConfig(
         model=ModelConfig(name="naive-bayes"), strategy=StrategyConfig(budget=BUDGET)
     )
@@ -56,6 +47,22 @@ def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
     examples = list(stream(DATASET))
     truth = {example.id: example.label for example in examples}
 
+    # The simulation learns each label before the next sample; so does the service here:
+    # the stream goes out in runs that end at each sample the simulation asked about, and the
+    # next run waits until the service has learned that run's labels. The service then has
+    # the same samples and labels at the same points, and must make the same decisions.
+    offline_decisions: dict[str, tuple[str | None, bool]] = {}
+    asked_at: list[int] = []
+
+    def note(example: Example, scored: Scored) -> None:
+        offline_decisions[example.id] = (scored.label, scored.queried)
+        if scored.queries:
+            asked_at.append(len(offline_decisions))
+
+    offline = simulate(examples, learner, dataset=DATASET, on_scored=note)
+    runs = list(zip([0, *asked_at], [*asked_at, len(examples)], strict=True))
+    malformed_after = len(runs) // 2
+
     oracle_stop, oracle_ready = threading.Event(), threading.Event()
     oracle = threading.Thread(
         target=answer_queries,
@@ -63,37 +70,44 @@ def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
         kwargs={"stop": oracle_stop, "ready": oracle_ready},
         daemon=True,
     )
-    with ServiceThread(settings) as running:
-        oracle.start()
-        # The simulation's labeler answers at once; here both consumer groups must have
-        # joined before the stream starts, or the cold model waits seconds for its first labels.
+    service = Service(settings, metrics=ServiceMetrics(port=0))
+    service.connect()
+    oracle.start()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=0)
+    try:
         assert oracle_ready.wait(60), "the oracle was never assigned the oracle topic"
-        wait_until(
-            lambda: running.service.readiness()["partitions_assigned"],
+        step_until(
+            service,
+            lambda: service.readiness()["partitions_assigned"],
             60,
             "the service's partition assignment",
         )
-        # A live stream (labels come back within a few samples, as in the simulation), with
-        # malformed messages arriving in the middle of it.
-        feeder = threading.Thread(target=produce, args=(settings, DATASET), kwargs={"rate": RATE})
-        feeder.start()
-        time.sleep(len(examples) / RATE / 2)
-        send_raw(kafka_bootstrap, settings.topics.samples, [(k, v) for k, v, _ in MALFORMED])
-        feeder.join()
-        learner_state = running.service.learner
-        wait_until(
-            lambda: learner_state.samples_seen == len(examples),
-            timeout=300,
-            what="every sample to be scored",
-        )
-        wait_until(
-            lambda: learner_state.labels_learned == learner_state.policy.queries,
-            timeout=120,
-            what="every query to be answered and learned",
-        )
-        metrics = running.metrics
-    oracle_stop.set()
-    oracle.join(30)
+        state = service.learner
+        for number, (start, end) in enumerate(runs):
+            for example in examples[start:end]:
+                sample = Sample(id=example.id, features=example.features)
+                producer.send(
+                    settings.topics.samples, key=example.id.encode(), value=encode(sample)
+                )
+            if number == malformed_after:  # bad input in the middle of the stream
+                for key, value, _ in MALFORMED:
+                    producer.send(settings.topics.samples, key=key, value=value)
+            producer.flush()
+            step_until(
+                service,
+                lambda end=end: (
+                    state.samples_seen == end and state.labels_learned == state.policy.queries
+                ),
+                timeout=60,
+                what=f"samples up to {end} to be scored and their labels learned",
+                poll_ms=5,
+            )
+    finally:
+        producer.close()
+        oracle_stop.set()
+        oracle.join(30)
+        service.close()
+    metrics = service.metrics
 
     predictions = [
         json.loads(r.value) for r in read_topic(kafka_bootstrap, settings.topics.predictions)
@@ -108,9 +122,13 @@ def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
     assert {q["reason"] for q in queries} <= {"uncertain", "exploration", "warm-up"}
     assert sum(p["queried"] for p in predictions) == len(queries)
 
+    decisions = {p["id"]: (p["label"], p["queried"]) for p in predictions}
+    differing = [i for i in offline_decisions if decisions[i] != offline_decisions[i]]
+    assert not differing, (
+        f"{len(differing)} decisions differ from the simulation's, from {differing[:1]}"
+    )
     accuracy = sum(p["label"] == truth[p["id"]] for p in predictions) / len(examples)
-    offline = simulate(examples, learner, dataset=DATASET)
-    assert abs(accuracy - offline.accuracy) <= 0.02, (accuracy, offline.accuracy)
+    assert accuracy == offline.accuracy
 
     dead = read_topic(kafka_bootstrap, settings.topics.dead_letters)
     assert sorted(r.value for r in dead) == sorted(v for _, v, _ in MALFORMED)
