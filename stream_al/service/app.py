@@ -243,10 +243,7 @@ class Service:
         """
         assert self._samples is not None and self._labels is not None
         batch, self._batch = self._batch, _Batch()
-        assigned = self._samples.assignment()
-        for tp, offset in batch.first_offsets.items():
-            if tp in assigned:
-                self._samples.seek(tp, offset)
+        self._replay(batch)
         topic = self.settings.topics.labels
         for partition, offset in self.label_offsets.items():
             self._labels.seek(TopicPartition(topic, partition), offset)
@@ -342,8 +339,7 @@ class Service:
                 len(failed),
                 failed[0].exception,
             )
-            for tp, offset in batch.first_offsets.items():
-                self._samples.seek(tp, offset)
+            self._replay(batch)
             return
         if batch.offsets:
             offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in batch.offsets.items()}
@@ -357,6 +353,14 @@ class Service:
                 # but not committed, so its samples come again (at-least-once), here or at
                 # the partitions' next owner.
                 log.warning("could not commit offsets %s: %s", batch.offsets, error)
+
+    def _replay(self, batch: _Batch) -> None:
+        """Seek the samples consumer back to ``batch``'s first records, where still assigned."""
+        assert self._samples is not None
+        assigned = self._samples.assignment()
+        for tp, offset in batch.first_offsets.items():
+            if tp in assigned:
+                self._samples.seek(tp, offset)
 
     def _dead_letter(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
         log.warning(
