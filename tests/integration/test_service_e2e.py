@@ -107,7 +107,6 @@ def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
         oracle_stop.set()
         oracle.join(30)
         service.close()
-    metrics = service.metrics
 
     predictions = [
         json.loads(r.value) for r in read_topic(kafka_bootstrap, settings.topics.predictions)
@@ -137,7 +136,7 @@ def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
         assert header(record, REASON_HEADER) == by_value[record.value]
         assert header(record, SOURCE_TOPIC_HEADER) == settings.topics.samples
         assert header(record, SOURCE_OFFSET_HEADER) is not None
-    counted = metrics.registry.get_sample_value(
+    counted = service.metrics.registry.get_sample_value(
         "stream_al_samples_total", {"outcome": "dead_lettered"}
     )
     assert counted == len(MALFORMED)

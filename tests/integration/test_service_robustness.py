@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 
 import pytest
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.coordinator.base import MemberState
+from kafka.errors import KafkaTimeoutError
 
 from stream_al.core.config import LearnerConfig, ModelConfig
 from stream_al.schemas import LabelMessage, Sample, encode
 from stream_al.service.app import Service
 from stream_al.service.dead_letters import REASON_HEADER
 from stream_al.service.metrics import ServiceMetrics
-from tests.integration.harness import header, read_topic, send_raw, service_settings, step_until
+from tests.integration.harness import (
+    ServiceThread,
+    header,
+    read_topic,
+    send_raw,
+    service_settings,
+    step_until,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -107,3 +117,37 @@ def test_a_member_stuck_in_a_rebalance_joins_the_group_afresh(kafka_bootstrap: s
         )
     finally:
         service.close()
+
+
+def test_a_step_cut_short_by_kafka_loses_none_of_the_samples_it_had_polled(
+    kafka_bootstrap: str,
+) -> None:
+    settings = service_settings(kafka_bootstrap, LearnerConfig(), partitions=1)
+    ids = [f"s{i}" for i in range(20)]
+    running = ServiceThread(settings)
+    service = running.service
+    handle_sample = service._handle_sample
+    handled: list[str] = []
+
+    def times_out_once(record: ConsumerRecord) -> None:
+        # The producer gives up on the fifth sample, in the middle of a polled batch.
+        if len(handled) == 4 and "timeout" not in handled:
+            handled.append("timeout")
+            raise KafkaTimeoutError("metadata not available")
+        handled.append(record.key.decode())
+        handle_sample(record)
+
+    service._handle_sample = times_out_once  # type: ignore[method-assign]
+    with running:
+        wait_until(lambda: service.readiness()["partitions_assigned"], 60, "assignment")
+        send_raw(
+            kafka_bootstrap,
+            settings.topics.samples,
+            [(i.encode(), encode(Sample(id=i, features={"x": 1.0}))) for i in ids],
+        )
+        wait_until(lambda: set(ids) <= set(handled), 60, "every sample to be handled")
+    assert "timeout" in handled, "the step was never cut short"
+    predicted = {
+        json.loads(r.value)["id"] for r in read_topic(kafka_bootstrap, settings.topics.predictions)
+    }
+    assert predicted == set(ids), "a sample polled before the error was skipped"
