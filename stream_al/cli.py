@@ -153,6 +153,7 @@ def _oracle(args: argparse.Namespace) -> int:
         noise=args.noise,
         seed=args.seed,
         stop=stop,
+        echo_features=args.echo_features,
     )
     print(f"answered {answered} queries")
     return 0
@@ -202,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     oracle.add_argument("--delay", type=float, default=0.0, help="seconds before answering")
     oracle.add_argument("--noise", type=float, default=0.0, help="share of wrong answers")
     oracle.add_argument("--seed", type=int, default=42)
+    oracle.add_argument(
+        "--echo-features", action="store_true", help="send the query's features with the label"
+    )
     oracle.add_argument("--config", type=Path, help=config_help)
     oracle.set_defaults(handler=_oracle)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -169,7 +170,7 @@ def _decode_json(raw: bytes, max_bytes: int) -> Any:
     if len(raw) > max_bytes:
         raise InvalidMessage("too_large", f"message is {len(raw)} bytes, the limit is {max_bytes}")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except UnicodeDecodeError as exc:
         raise InvalidMessage("not_json", f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
@@ -179,6 +180,29 @@ def _decode_json(raw: bytes, max_bytes: int) -> Any:
     except ValueError as exc:
         # Python refuses integers of more than 4300 digits (a denial-of-service guard).
         raise InvalidMessage("not_json", f"unreadable JSON: {exc}") from exc
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(data):
+        # Valid JSON syntax, but no Unicode text: it could never be encoded again, so a
+        # query or dead letter carrying it would stop the service.
+        raise InvalidMessage("not_json", "a string escapes a lone UTF-16 surrogate: not Unicode")
+    return data
+
+
+#: Only a message with such an escape can hold a lone surrogate: the walk is rare.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 def _describe(exc: ValidationError) -> str:

@@ -106,6 +106,8 @@ class CheckpointSettings(_Section):
     every_seconds: float = Field(60.0, gt=0)
     keep: int = Field(3, ge=1)
     hmac_key: SecretStr | None = None
+    #: Bound on one checkpoint save or read (and on the final save at shutdown).
+    timeout_seconds: float = Field(10.0, gt=0)
     #: Ignore a checkpoint that does not fit the configuration instead of refusing to start.
     start_fresh: bool = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ from stream_al.core.strategies import build_policy
 from stream_al.core.types import ClassLabel, Features, Proba
 from stream_al.core.uncertainty import build_measure
 from stream_al.schemas import LabelMessage, Query, Sample
+
+
+class ModelError(ValueError):
+    """The model gave an answer no decision can be built on (NaN or infinite values)."""
 
 
 class LabelStatus(StrEnum):
@@ -39,10 +44,13 @@ class Scored:
     #: Queries to send now. A stream strategy asks about the sample just scored or about
     #: none; a pool strategy may ask about several recent samples once its window is full.
     queries: tuple[Query, ...]
+    #: The sample was asked about before (a replay, or its id came twice): the policy was
+    #: not offered it again, so it is neither counted nor asked about twice.
+    asked_before: bool = False
 
     @property
     def queried(self) -> bool:
-        return any(query.id == self.sample_id for query in self.queries)
+        return self.asked_before or any(query.id == self.sample_id for query in self.queries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +136,23 @@ class ActiveLearner:
         self._learned_ids_max = max(config.pending_max, 1) * 2
 
     def score(self, sample: Sample, now: float | None = None) -> Scored:
-        """Predict ``sample``, measure its uncertainty and decide whether to ask."""
+        """Predict ``sample``, measure its uncertainty and decide whether to ask.
+
+        Raises ``ModelError`` (and changes nothing) when the model's probabilities or
+        the uncertainty are not finite numbers: such a sample gets no decision.
+        """
         now = time.time() if now is None else now
         x = sample.features
         proba = self.model.predict_proba_one(x)
         label = max(proba, key=proba.__getitem__) if proba else None
         uncertainty = self.measure(self.model, x, proba)
+        if not (math.isfinite(uncertainty) and all(map(math.isfinite, proba.values()))):
+            raise ModelError(
+                f"the model gave non-finite values (probabilities {proba}, uncertainty "
+                f"{uncertainty}) for these features"
+            )
+        if self.knows(sample.id):
+            return Scored(sample.id, label, proba, uncertainty, (), asked_before=True)
         self.samples_seen += 1
 
         self._recent[sample.id] = _Recent(x, label, proba, uncertainty)
@@ -163,6 +182,34 @@ class ActiveLearner:
         scored = Scored(sample.id, label, proba, uncertainty, tuple(queries))
         self.recent_query_rate.add(len(queries))
         return scored
+
+    def knows(self, sample_id: str) -> bool:
+        """Whether ``sample_id`` was asked about (its label pending) or already learned."""
+        return sample_id in self.pending or sample_id in self._learned_ids
+
+    def recover_query(self, query: Query, samples_seen: int, charge: bool) -> bool:
+        """Take in a query read back from the oracle log; returns whether it was new here.
+
+        A query already known (pending, or its label learned) changes nothing, so the log
+        may be read twice. Otherwise its sample is pending again, with its features, and
+        its label can be learned even if it carries none. ``charge`` counts it in the
+        strategy's account too: for this replica's own queries made after the checkpoint
+        this learner was restored from, so that a restart spends warm-up and budget once.
+        ``samples_seen`` is how many samples the replica had seen when it asked.
+        """
+        if self.knows(query.id):
+            return False
+        asked_at = query.created_at.timestamp()
+        pending = PendingQuery(query.features, query.predicted_label, asked_at)
+        self.pending.add(query.id, pending, asked_at)
+        if charge:
+            self.policy.recover(query.reason, samples_seen)
+            self.samples_seen = max(self.samples_seen, samples_seen)
+        return True
+
+    def withdraw(self, sample_id: str) -> None:
+        """Forget that ``sample_id`` was asked about: its query could not be delivered."""
+        self.pending.discard(sample_id)
 
     @property
     def queries_by_reason(self) -> dict[str, int]:

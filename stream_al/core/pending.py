@@ -74,6 +74,10 @@ class PendingStore:
             return Lookup.EXPIRED, None
         return Lookup.UNKNOWN, None
 
+    def discard(self, sample_id: str) -> None:
+        """Drop ``sample_id``'s entry, if any, as if it had never been added."""
+        self._entries.pop(sample_id, None)
+
     def expire(self, now: float) -> None:
         """Evict the entries older than the time-to-live."""
         deadline = now - self.ttl_seconds

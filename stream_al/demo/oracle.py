@@ -2,8 +2,9 @@
 
 It reads the oracle topic as a consumer group (several labelers share the queue), waits
 ``delay`` seconds per query as a human would, and answers on the labels topic with the
-true label, or with probability ``noise`` a wrong one. Answers carry the query's
-features, so every replica can learn from every label.
+true label, or with probability ``noise`` a wrong one. Like a person's answers, they
+carry only the id and the label: the service joins them with the features it logged on
+the oracle topic. ``echo_features`` sends the query's features along too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def answer_queries(
     stop: threading.Event | None = None,
     ready: threading.Event | None = None,
     idle_exit_seconds: float | None = None,
+    echo_features: bool = False,
 ) -> int:
     """Answer queries until ``stop`` is set (or nothing arrived for ``idle_exit_seconds``).
 
@@ -96,7 +98,7 @@ def answer_queries(
                         id=query.id,
                         label=oracle.answer(true_label),
                         annotator=ANNOTATOR,
-                        features=query.features,
+                        features=query.features if echo_features else None,
                     )
                     producer.send(
                         settings.topics.labels, key=query.id.encode(), value=encode(label)

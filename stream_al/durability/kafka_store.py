@@ -124,6 +124,9 @@ class KafkaCheckpointStore:
             **self._configs["producer"],
             acks="all",
             max_request_size=self.max_bytes + FRAMING_BYTES,
+            # A send waits for metadata this long at most: during an outage a save must
+            # fail within the bound instead of holding the service for a minute.
+            max_block_ms=int(timeout_s * 1000),
         )
 
     def __repr__(self) -> str:

@@ -1,9 +1,11 @@
 """The Kafka service: a thin adapter that moves messages to and from an ``ActiveLearner``.
 
-One thread does everything, in a loop: learn from the labels that have arrived, then take
-a batch of samples, score each, publish predictions and queries, wait until the producer
-has delivered them, and only then commit the batch's offsets (at-least-once: a crash
-replays a batch, it never drops one). The learner decides; this module only moves bytes.
+One thread does everything, in a loop: read back the queries logged on the oracle topic,
+learn from the labels that have arrived, then take a batch of samples, score each, publish
+predictions and queries, wait until the producer has delivered them, and only then commit
+the batch's offsets (at-least-once: a crash replays a batch, it never drops one). A batch
+not delivered yet holds the loop: nothing new is taken in until it is, so an outage never
+piles up replays. The learner decides; this module only moves bytes.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.coordinator.base import MemberState
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
 
 from stream_al.core.learner import ActiveLearner, LabelStatus
+from stream_al.durability import CheckpointError
 from stream_al.schemas import (
     DeadLetterReason,
     InvalidMessage,
     Prediction,
+    Query,
     decode_label,
     decode_sample,
     encode,
@@ -35,6 +40,7 @@ from stream_al.service import kafka_io
 from stream_al.service.checkpointing import Checkpointer
 from stream_al.service.dead_letters import dead_letter
 from stream_al.service.metrics import ServiceMetrics
+from stream_al.service.oracle_log import query_headers, query_origin
 from stream_al.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,18 @@ _GAUGE_INTERVAL_SECONDS = 1.0
 _STUCK_REBALANCE_SECONDS = 60.0
 _FIRST_RETRY_SECONDS = 0.1
 _MAX_RETRY_SECONDS = 5.0
+#: How long one step waits for its batch's deliveries before it lets the loop look around.
+_DELIVERY_WAIT_SECONDS = 1.0
+#: Bound on delivering, committing and checkpointing at shutdown, so SIGTERM during an
+#: outage ends the process in bounded time (what is not delivered is replayed, not lost).
+SHUTDOWN_GRACE_SECONDS = 10.0
+#: Bound on closing each consumer (leaving the group is a courtesy that saves a rebalance
+#: wait; during an outage it cannot be had anyway).
+_CLOSE_TIMEOUT_MS = 2000
+#: Readiness fails when no step has completed for this long.
+_STALL_SECONDS = 15.0
+#: Bound on reading the oracle topic to its end (at start, and for an unknown label).
+_CATCH_UP_SECONDS = 30.0
 _LABEL_STATUS_TO_REASON: dict[LabelStatus, DeadLetterReason] = {
     LabelStatus.DUPLICATE: "duplicate",
     LabelStatus.UNKNOWN_ID: "unknown_id",
@@ -53,16 +71,22 @@ _LABEL_STATUS_TO_REASON: dict[LabelStatus, DeadLetterReason] = {
 
 @dataclass
 class _Batch:
-    """Samples taken but not committed yet: the next offset per partition, and deliveries."""
+    """Samples taken but not committed yet.
+
+    ``first_offsets`` is where to go back to, ``offsets`` the next offset after the runs
+    whose every record was handled (only those may be committed), ``deliveries`` the
+    producer's futures with the id of the query each one carries, if any.
+    """
 
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    deliveries: list[Any] = field(default_factory=list)
+    deliveries: list[tuple[Any, str | None]] = field(default_factory=list)
+    #: Every polled record was handled; what is left is delivering and committing.
+    sealed: bool = False
 
-    def took(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        """Note one polled run of ``tp``'s records (once per partition, not per record)."""
-        self.first_offsets.setdefault(tp, records[0].offset)
-        self.offsets[tp] = records[-1].offset + 1
+    @property
+    def empty(self) -> bool:
+        return not self.first_offsets and not self.deliveries
 
 
 def _log_commit_failure(offsets: dict[TopicPartition, OffsetAndMetadata], result: Any) -> None:
@@ -77,7 +101,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
         self._service = service
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self._service._finish_batch(wait_for_commit=True)
+        self._service._finish_batch(SHUTDOWN_GRACE_SECONDS, wait_for_commit=True)
         self._service._assigned.difference_update(revoked)
         for tp in revoked:
             self._service.metrics.remove_lag(tp.topic, tp.partition)
@@ -86,6 +110,9 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._service._assigned.update(assigned)
+        # Their previous owner's last queries may not have been read back yet: a replayed
+        # sample must be known as asked before it is scored again.
+        self._service._oracle_behind = True
         log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
 
@@ -93,8 +120,9 @@ class Service:
     """``stream-al run``: samples in, predictions and queries out, labels learned online.
 
     The learner is a fresh one built from ``settings.learner``, or the one the
-    ``checkpointer`` restores together with the labels offsets it reflects; without a
-    checkpoint the labels consumer starts at the end of the labels topic.
+    ``checkpointer`` restores together with the offsets of the labels and oracle topics it
+    reflects; both logs are then replayed from there (see :mod:`.oracle_log`). Without a
+    checkpoint both consumers start at the end of their topics.
     """
 
     def __init__(
@@ -112,38 +140,49 @@ class Service:
             else ServiceMetrics(settings.metrics.host, settings.metrics.port)
         )
         self.metrics.set_readiness(self.readiness)
-        #: labels partition -> next offset to read; what a checkpoint records.
+        #: partition -> next offset to read, of the labels and of the oracle topic: what
+        #: the learner reflects, and what a checkpoint records.
         self.label_offsets: dict[int, int] = {}
+        self.oracle_offsets: dict[int, int] = {}
         self.checkpointer = checkpointer
+        self.replica = f"{settings.group_id}/{settings.replica_id}"
         self._clock = clock
         self._stopping = threading.Event()
         self._batch = _Batch()
         self._producer: KafkaProducer | None = None
         self._samples: KafkaConsumer | None = None
         self._labels: KafkaConsumer | None = None
+        self._oracle: KafkaConsumer | None = None
+        self._oracle_behind = False
+        #: While the log is read back at start: the checkpoint's count of own queries.
+        self._charge_own_beyond: int | None = None
         # Read by the metrics HTTP thread: plain values the service keeps up to date, never
         # the Kafka clients themselves, which are not thread-safe.
         self._assigned: set[TopicPartition] = set()
         self._broker_probe = kafka_io.BrokerProbe(settings.kafka.bootstrap_servers)
+        self._running = False
+        self._last_progress = 0.0
+        self._checkpoints_ok = True
         self._last_gauges = 0.0
         self._unstable_since: float | None = None
 
     # -- life cycle --------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Ask the loop to stop after the batch in hand (safe from a signal handler)."""
+        """Ask the loop to stop after the step in hand (safe from a signal handler)."""
         self._stopping.set()
 
     def run(self) -> None:
-        """Connect, then loop until ``stop()``; flushes and commits before returning.
+        """Connect, then loop until ``stop()``; delivers and commits before returning.
 
         A retriable Kafka error (the broker is away, a coordinator moved) interrupts one
         step, not the service: the consumers go back to what the learner has taken in, and
         the loop tries again after a pause that grows to ``_MAX_RETRY_SECONDS``.
         """
-        self.connect()
-        pause = _FIRST_RETRY_SECONDS
         try:
+            self.connect()
+            self._running = True
+            pause = _FIRST_RETRY_SECONDS
             while not self._stopping.is_set():
                 try:
                     self.step()
@@ -157,24 +196,46 @@ class Service:
                 else:
                     pause = _FIRST_RETRY_SECONDS
         finally:
+            self._running = False
             self.close()
 
     def connect(self) -> None:
-        """Restore the checkpoint; create missing topics, the producer and both consumers."""
+        """Restore the checkpoint; create missing topics, the producer and the consumers.
+
+        The oracle topic is read to its end before any sample is scored: the queries sent
+        since the checkpoint must be known, or a replayed sample would be asked again.
+        """
         if self.checkpointer is not None:
             learner, offsets = self.checkpointer.restore()
             if learner is not None:
-                self.learner, self.label_offsets = learner, offsets
+                self.learner = learner
+                self.label_offsets = dict(offsets.get(self.settings.topics.labels, {}))
+                self.oracle_offsets = dict(offsets.get(self.settings.topics.oracle, {}))
         if self.settings.topics.create:
             kafka_io.ensure_topics(self.settings)
         self._producer = kafka_io.producer(self.settings)
-        self._labels = kafka_io.labels_consumer(self.settings)
-        self._assign_labels()
+        self._labels = kafka_io.log_consumer(self.settings)
+        self._oracle = kafka_io.log_consumer(self.settings)
+        self._assign(self._labels, self.settings.topics.labels, self.label_offsets)
+        self._assign(self._oracle, self.settings.topics.oracle, self.oracle_offsets)
+        pending, queries = len(self.learner.pending), self.learner.policy.queries
+        # Own queries numbered beyond the checkpoint's count were made after it: they are
+        # charged again while the log is read back, in whatever order its partitions come.
+        self._charge_own_beyond = queries
+        self._catch_up_oracle()
+        self._charge_own_beyond = None
+        log.info(
+            "read the oracle topic back: %d queries pending again, %d of them this replica's "
+            "own made after the checkpoint",
+            len(self.learner.pending) - pending,
+            self.learner.policy.queries - queries,
+        )
         if self.checkpointer is not None:
             # From here on no label may be lost, so there must be offsets to return to.
             self._save_checkpoint()
         self._join_samples_group()
         self._broker_probe.start()
+        self._last_progress = time.monotonic()
         log.info(
             "stream_al service started: group %s, replica %s, model %s, strategy %s (budget %s)",
             self.settings.group_id,
@@ -214,20 +275,33 @@ class Service:
             self._join_samples_group()
 
     def step(self, timeout_ms: int = 100) -> int:
-        """One round: learn the labels that arrived, then score one batch. Returns samples seen."""
+        """One round: logs first, then one batch of samples. Returns the samples taken.
+
+        While the previous batch is not delivered the step only waits for it (up to
+        ``_DELIVERY_WAIT_SECONDS``), so ``stop()`` is honoured during an outage too.
+        """
         assert self._samples is not None
+        if self._batch.sealed and not self._finish_batch(_DELIVERY_WAIT_SECONDS):
+            return 0
+        self._read_oracle()
         self._learn_available_labels()
+        polled = self._samples.poll(timeout_ms=timeout_ms)
+        if self._oracle_behind:
+            self._catch_up_oracle()
         seen = 0
-        for tp, records in self._samples.poll(timeout_ms=timeout_ms).items():
-            self._batch.took(tp, records)
+        batch = self._batch
+        for tp, records in polled.items():
+            batch.first_offsets.setdefault(tp, records[0].offset)
             for record in records:
                 self._handle_sample(record)
+            # Once per run, and only once all of it was handled: an exception in the middle
+            # leaves the run out of what may be committed.
+            batch.offsets[tp] = records[-1].offset + 1
             seen += len(records)
-        self._finish_batch()
-        if self.checkpointer is not None and self.checkpointer.save_if_due(
-            self.learner, self.label_offsets
-        ):
-            self.metrics.checkpoint_saved()
+        batch.sealed = True
+        if self._finish_batch(_DELIVERY_WAIT_SECONDS):
+            self._checkpoint_if_due()
+            self._last_progress = time.monotonic()
         now = time.monotonic()
         if now - self._last_gauges >= _GAUGE_INTERVAL_SECONDS:
             self._last_gauges = now
@@ -236,41 +310,87 @@ class Service:
         return seen
 
     def _rewind(self) -> None:
-        """Seek both consumers back to the first record the learner has not taken in.
+        """Seek the consumers back to the first record the learner has not taken in.
 
         A step cut short may have polled records it never handled; without this, the next
-        commit would skip them. Samples of the unfinished batch come again (at-least-once).
+        commit would skip them. Samples of an unfinished batch come again (at-least-once);
+        a sealed batch only waits for its deliveries, so it is kept.
         """
         assert self._samples is not None and self._labels is not None
-        batch, self._batch = self._batch, _Batch()
-        self._replay(batch)
-        topic = self.settings.topics.labels
-        for partition, offset in self.label_offsets.items():
-            self._labels.seek(TopicPartition(topic, partition), offset)
+        assert self._oracle is not None
+        if not self._batch.sealed:
+            batch, self._batch = self._batch, _Batch()
+            self._replay(batch)
+        self._seek(self._labels, self.settings.topics.labels, self.label_offsets)
+        self._seek(self._oracle, self.settings.topics.oracle, self.oracle_offsets)
 
     def close(self) -> None:
-        """Deliver and commit what was processed, then close the clients."""
-        try:
-            self._finish_batch(wait_for_commit=True)
-        except Exception:
-            log.exception("could not commit the last batch; it will be replayed")
-        if self.checkpointer is not None:
+        """Deliver and commit what was handled, save a checkpoint, close the clients.
+
+        Bounded by ``SHUTDOWN_GRACE_SECONDS`` for the deliveries and as much for the
+        checkpoint. What could not be delivered is neither committed nor checkpointed: it
+        is scored again after the restart, so nothing is lost.
+        """
+        delivered = True
+        if self._samples is not None and self._producer is not None:
             try:
-                self._save_checkpoint()
-            finally:
-                self.checkpointer.close()
+                delivered = self._finish_batch(SHUTDOWN_GRACE_SECONDS, wait_for_commit=True)
+            except Exception:
+                delivered = False
+                log.exception("could not deliver the last batch; it will be replayed")
+            if not delivered:
+                log.warning(
+                    "stopping with a batch not delivered (partitions %s): it was not "
+                    "committed and will be scored again after the restart",
+                    sorted((tp.topic, tp.partition) for tp in self._batch.first_offsets),
+                )
+        if self.checkpointer is not None:
+            if delivered and self._producer is not None:
+                self._try_checkpoint()
+            self.checkpointer.close()
         self._broker_probe.stop()
-        for client in (self._samples, self._labels):
+        for client in (self._samples, self._labels, self._oracle):
             if client is not None:
-                client.close(autocommit=False)
+                client.close(autocommit=False, timeout_ms=_CLOSE_TIMEOUT_MS)
         if self._producer is not None:
-            self._producer.close()
+            self._producer.close(timeout=SHUTDOWN_GRACE_SECONDS if delivered else 0)
         log.info("stream_al service stopped: %s", self._summary_line())
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def _offsets(self) -> dict[str, dict[int, int]]:
+        topics = self.settings.topics
+        return {topics.labels: dict(self.label_offsets), topics.oracle: dict(self.oracle_offsets)}
 
     def _save_checkpoint(self) -> None:
         assert self.checkpointer is not None
-        self.checkpointer.save(self.learner, self.label_offsets)
+        self.checkpointer.save(self.learner, self._offsets())
+        self._checkpoints_ok = True
         self.metrics.checkpoint_saved()
+
+    def _checkpoint_if_due(self) -> None:
+        if self.checkpointer is not None and self.checkpointer.due(self.learner):
+            self._try_checkpoint()
+
+    def _try_checkpoint(self) -> None:
+        """Save a checkpoint; a failure is reported and retried later, never fatal.
+
+        Nothing is lost by a checkpoint that failed: the one before, with the labels and
+        oracle logs replayed from its offsets, rebuilds the same state.
+        """
+        assert self.checkpointer is not None
+        try:
+            self._save_checkpoint()
+        except (CheckpointError, KafkaError, OSError) as error:
+            self._checkpoints_ok = False
+            self.checkpointer.postpone()
+            self.metrics.checkpoint_failed()
+            log.warning(
+                "could not save a checkpoint (%s); the service carries on and tries again in "
+                "%.0f s. Nothing is lost: a restart replays the logs from the last checkpoint",
+                error,
+                self.checkpointer.retry_seconds,
+            )
 
     # -- samples -----------------------------------------------------------------------------
 
@@ -280,20 +400,21 @@ class Service:
             # A null record (a tombstone) is an empty message: not JSON, not a crash.
             sample = decode_sample(record.value or b"", self.settings.max_message_bytes)
         except InvalidMessage as error:
-            self._dead_letter(record, error.reason, error.detail)
-            self.metrics.sample_dead_lettered(error.reason)
+            self._reject_sample(record, error.reason, error.detail)
             return
+        position = self.learner.policy.queries
         try:
             scored = self.learner.score(sample, now=self._clock())
         except Exception as error:  # a model that cannot take these values must not stop us
-            self._dead_letter(record, "model_error", f"{type(error).__name__}: {error}")
-            self.metrics.sample_dead_lettered("model_error")
+            self._reject_sample(record, "model_error", _describe(error))
             return
         self.metrics.observe_decision_latency(time.perf_counter() - started)
         self.metrics.sample_scored()
         topics = self.settings.topics
-        for query in scored.queries:
-            self._send(topics.oracle, query.id, encode(query))
+        seen = self.learner.samples_seen
+        for number, query in enumerate(scored.queries, start=position + 1):
+            headers = query_headers(self.replica, number, seen)
+            self._send(topics.oracle, query.id, encode(query), headers, query_id=query.id)
             self.metrics.query_sent(query.reason)
         if topics.predictions:
             prediction = Prediction(
@@ -305,47 +426,62 @@ class Service:
             self._send(topics.predictions, sample.id, encode(prediction))
             self.metrics.prediction_sent()
 
+    def _reject_sample(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
+        self._dead_letter(record, reason, detail)
+        self.metrics.sample_dead_lettered(reason)
+
     def _send(
         self,
         topic: str,
         key: str | bytes | None,
         value: bytes,
         headers: list[tuple[str, bytes]] | None = None,
+        query_id: str | None = None,
     ) -> None:
         assert self._producer is not None
         encoded_key = key.encode() if isinstance(key, str) else key
         future = self._producer.send(topic, key=encoded_key, value=value, headers=headers)
-        self._batch.deliveries.append(future)
+        self._batch.deliveries.append((future, query_id))
 
-    def _finish_batch(self, wait_for_commit: bool = False) -> None:
-        """Wait for the batch's messages to be delivered, then commit its offsets.
+    def _finish_batch(self, timeout: float, wait_for_commit: bool = False) -> bool:
+        """Wait up to ``timeout`` s for the batch's deliveries, then commit its offsets.
 
-        The commit itself is asynchronous in the loop (a round trip per batch would cost a
-        third of the throughput); before partitions are revoked and at shutdown it is waited
-        for. A commit that fails only means the batch comes again: at-least-once either way.
+        Returns whether the batch is off our hands. One not delivered in time stays, to be
+        waited for again; one whose deliveries failed is replayed. The commit itself is
+        asynchronous in the loop (a round trip per batch would cost a third of the
+        throughput); before partitions are revoked and at shutdown it is waited for. A
+        commit that fails only means the batch comes again: at-least-once either way.
         """
         batch = self._batch
-        if not batch.offsets and not batch.deliveries:
-            return
+        if batch.empty:
+            self._batch = _Batch()
+            return True
         assert self._producer is not None and self._samples is not None
-        self._producer.flush()
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaTimeoutError:
+            return False
         # Only now is the batch off our hands: a flush that raised leaves it for _rewind.
         self._batch = _Batch()
-        failed = [future for future in batch.deliveries if future.failed()]
+        failed = [(future, query_id) for future, query_id in batch.deliveries if future.failed()]
         if failed:
-            # Not delivered: do not commit; rewind so the batch is processed again.
+            # Not delivered: do not commit; the failed queries were never asked, so they
+            # may be asked again when the batch is scored again.
             log.error(
                 "%d messages not delivered (%s); replaying the batch",
                 len(failed),
-                failed[0].exception,
+                failed[0][0].exception,
             )
+            for _future, query_id in failed:
+                if query_id is not None:
+                    self.learner.withdraw(query_id)
             self._replay(batch)
-            return
+            return True
         if batch.offsets:
             offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in batch.offsets.items()}
             try:
                 if wait_for_commit:
-                    self._samples.commit(offsets)
+                    self._samples.commit(offsets, timeout_ms=int(timeout * 1000))
                 else:
                     self._samples.commit_async(offsets, callback=_log_commit_failure)
             except KafkaError as error:
@@ -353,6 +489,7 @@ class Service:
                 # but not committed, so its samples come again (at-least-once), here or at
                 # the partitions' next owner.
                 log.warning("could not commit offsets %s: %s", batch.offsets, error)
+        return True
 
     def _replay(self, batch: _Batch) -> None:
         """Seek the samples consumer back to ``batch``'s first records, where still assigned."""
@@ -374,20 +511,66 @@ class Service:
         key, value, headers = dead_letter(record, reason, detail, self.settings.max_message_bytes)
         self._send(self.settings.topics.dead_letters, key, value, headers)
 
-    # -- labels ------------------------------------------------------------------------------
+    # -- the labels and oracle logs ----------------------------------------------------------
 
-    def _assign_labels(self) -> None:
-        """Read every partition of the labels topic, from ``label_offsets`` or from the end."""
-        assert self._labels is not None
-        topic = self.settings.topics.labels
-        partitions = kafka_io.partitions_of(self._labels, topic)
+    def _assign(self, consumer: KafkaConsumer, topic: str, offsets: dict[int, int]) -> None:
+        """Read every partition of ``topic``, from ``offsets`` or from the end (noted there)."""
+        partitions = kafka_io.partitions_of(consumer, topic)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        self._labels.assign(assigned)
-        ends = self._labels.end_offsets(assigned)
+        consumer.assign(assigned)
+        ends = consumer.end_offsets(assigned)
         for tp in assigned:
-            offset = self.label_offsets.get(tp.partition, ends[tp])
-            self._labels.seek(tp, offset)
-            self.label_offsets[tp.partition] = offset
+            offsets.setdefault(tp.partition, ends[tp])
+        self._seek(consumer, topic, offsets)
+
+    @staticmethod
+    def _seek(consumer: KafkaConsumer, topic: str, offsets: dict[int, int]) -> None:
+        for partition, offset in offsets.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
+
+    def _read_oracle(self, timeout_ms: int = 0) -> None:
+        assert self._oracle is not None
+        for records in self._oracle.poll(timeout_ms=timeout_ms).values():
+            for record in records:
+                self._recover_query(record)
+
+    def _catch_up_oracle(self) -> None:
+        """Read the oracle topic up to its end as of now (bounded by ``_CATCH_UP_SECONDS``)."""
+        assert self._oracle is not None
+        topic = self.settings.topics.oracle
+        ends = self._oracle.end_offsets(list(self._oracle.assignment()))
+        deadline = time.monotonic() + _CATCH_UP_SECONDS
+        while any(self.oracle_offsets.get(tp.partition, 0) < end for tp, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"could not read {topic!r} to its end in time")
+            self._read_oracle(timeout_ms=100)
+        self._oracle_behind = False
+
+    def _recover_query(self, record: ConsumerRecord) -> None:
+        next_offset = record.offset + 1
+        if next_offset <= self.oracle_offsets.get(record.partition, 0):
+            return  # read already (replayed after a seek)
+        self.oracle_offsets[record.partition] = next_offset
+        origin = query_origin(record)
+        if origin is None or not origin.replica.startswith(f"{self.settings.group_id}/"):
+            return  # not a query of this service's group
+        own = origin.replica == self.replica
+        beyond = self._charge_own_beyond
+        if own and (beyond is None or origin.number <= beyond):
+            return  # the common case, told from the headers alone: a query counted here
+        try:
+            query = Query.model_validate_json(record.value or b"")
+        except ValidationError as error:
+            log.warning(
+                "unreadable query at %s[%d]@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                error,
+            )
+            return
+        if self.learner.recover_query(query, origin.samples_seen, charge=own):
+            self.metrics.query_recovered("own" if own else "other_replica")
 
     def _learn_available_labels(self) -> None:
         assert self._labels is not None
@@ -400,16 +583,21 @@ class Service:
         next_offset = record.offset + 1
         if next_offset <= self.label_offsets.get(record.partition, 0):
             return  # already reflected in the learner (replayed after a seek)
-        self.label_offsets[record.partition] = next_offset
         try:
             label = decode_label(record.value or b"", self.settings.max_message_bytes)
         except InvalidMessage as error:
+            self.label_offsets[record.partition] = next_offset
             self._reject_label(record, error.reason, error.detail)
             return
+        if label.features is None and not self.learner.knows(label.id):
+            # Its query was logged before the label was written: read the oracle topic to
+            # where it ends now, and the query is known if anyone here asked it.
+            self._catch_up_oracle()
+        self.label_offsets[record.partition] = next_offset
         try:
             learned = self.learner.learn(label, now=self._clock())
         except Exception as error:
-            self._reject_label(record, "model_error", f"{type(error).__name__}: {error}")
+            self._reject_label(record, "model_error", _describe(error))
             return
         self.metrics.label_outcome(learned.status.value)
         if learned.status is LabelStatus.LEARNED:
@@ -433,6 +621,9 @@ class Service:
             "broker_reachable": self._broker_probe.reachable,
             "partitions_assigned": bool(self._assigned),
             "model_loaded": self.learner is not None,
+            "loop_progressing": self._running
+            and time.monotonic() - self._last_progress < _STALL_SECONDS,
+            "checkpoints_saving": self._checkpoints_ok,
         }
 
     def _update_gauges(self) -> None:
@@ -466,3 +657,7 @@ class Service:
             f"{learner.samples_seen} samples scored, {learner.policy.queries} queries, "
             f"{learner.labels_learned} labels learned"
         )
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"

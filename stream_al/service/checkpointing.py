@@ -1,9 +1,10 @@
 """The service's use of checkpoints: restore at start, save every N labels or T seconds.
 
 A checkpoint holds the learner (model, strategy state, pending queries, counters) and the
-labels-topic offsets it reflects, taken between two rounds of the service loop, so the two
-always agree. On start the labels consumer is positioned right after those offsets and the
-labels since are replayed: each label is learned exactly once.
+offsets of the labels and oracle topics it reflects, taken between two rounds of the
+service loop, once the round's messages were delivered, so they always agree. On start
+both consumers are positioned right after those offsets and the logs since are replayed:
+the queries sent since are pending again, and each label is learned exactly once.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def open_store(settings: Settings) -> CheckpointStore | None:
             kafka_config=settings.kafka.client_config(),
             hmac_key=key,
             keep=options.keep,
+            timeout_s=options.timeout_seconds,
         )
     if options.directory is not None:
         return LocalCheckpointStore(options.directory, keep=options.keep, hmac_key=key)
@@ -62,9 +64,18 @@ class Checkpointer:
         self._config = settings.learner.model_dump(mode="json")
         self._fingerprint = config_fingerprint(self._config)
         self._labels_at_save = 0
+        self._not_before = 0.0
 
-    def restore(self) -> tuple[ActiveLearner | None, dict[int, int]]:
-        """The learner and labels offsets of the latest valid checkpoint, if there is one."""
+    #: After a failed save, the next attempt waits this long (or ``every_seconds``).
+    @property
+    def retry_seconds(self) -> float:
+        return min(self.settings.checkpoint.every_seconds, 10.0)
+
+    def restore(self) -> tuple[ActiveLearner | None, dict[str, dict[int, int]]]:
+        """The learner and the offsets (topic -> partition -> next offset) it reflects.
+
+        ``(None, {})`` when there is no checkpoint to start from.
+        """
         try:
             checkpoint = self.store.load_latest(self._fingerprint, self._config)
         except (CheckpointMismatch, NoValidCheckpoint) as error:
@@ -79,29 +90,40 @@ class Checkpointer:
             log.info("no checkpoint yet: starting with a fresh model")
             return None, {}
         learner: ActiveLearner = checkpoint.learner
-        offsets = checkpoint.label_offsets.get(self.settings.topics.labels, {})
+        offsets = checkpoint.label_offsets
+        topics = self.settings.topics
         self._labels_at_save = learner.labels_learned
+        if topics.oracle not in offsets:
+            log.warning(
+                "the checkpoint has no offsets of the oracle topic (an older release wrote "
+                "it): queries sent after it are not recovered"
+            )
         log.info(
             "restored the checkpoint of %s: %d samples seen, %d labels learned; replaying "
-            "labels from offsets %s",
+            "labels from offsets %s and queries from %s",
             checkpoint.created_at.isoformat(),
             learner.samples_seen,
             learner.labels_learned,
-            offsets,
+            offsets.get(topics.labels, {}),
+            offsets.get(topics.oracle, "the end"),
         )
         return learner, offsets
 
-    def save_if_due(self, learner: ActiveLearner, label_offsets: dict[int, int]) -> bool:
+    def due(self, learner: ActiveLearner) -> bool:
+        """Whether a checkpoint is due (not before the retry time after a failure)."""
+        now = time.monotonic()
         labels_since = learner.labels_learned - self._labels_at_save
-        if not self.schedule.due(labels_since, time.monotonic()):
-            return False
-        self.save(learner, label_offsets)
-        return True
+        return now >= self._not_before and self.schedule.due(labels_since, now)
 
-    def save(self, learner: ActiveLearner, label_offsets: dict[int, int]) -> Any:
+    def postpone(self) -> None:
+        """A save failed: the next attempt waits ``retry_seconds``."""
+        self._not_before = time.monotonic() + self.retry_seconds
+
+    def save(self, learner: ActiveLearner, offsets: dict[str, dict[int, int]]) -> Any:
+        """Save ``learner`` with the offsets it reflects (topic -> partition -> offset)."""
         checkpoint = Checkpoint(
             learner=learner,
-            label_offsets={self.settings.topics.labels: dict(label_offsets)},
+            label_offsets={topic: dict(parts) for topic, parts in offsets.items()},
             config_fingerprint=self._fingerprint,
             created_at=datetime.now(UTC),
         )

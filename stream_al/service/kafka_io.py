@@ -54,8 +54,11 @@ def samples_consumer(settings: Settings) -> KafkaConsumer:
     )
 
 
-def labels_consumer(settings: Settings) -> KafkaConsumer:
-    """A group-less consumer: every replica reads every label, positioned by the service."""
+def log_consumer(settings: Settings) -> KafkaConsumer:
+    """A group-less consumer positioned by the service: every replica reads every record.
+
+    For the labels topic and for the oracle topic read back as the log of queries.
+    """
     return KafkaConsumer(
         **settings.kafka.client_config(),
         group_id=None,

@@ -50,9 +50,11 @@ __all__ = [
     "DECISION_LATENCY_BUCKETS",
     "LABEL_LATENCY_BUCKETS",
     "LABEL_STATUSES",
+    "QUERY_ORIGINS",
     "QUERY_REASONS",
     "READINESS_CHECKS",
     "LabelOutcome",
+    "QueryOrigin",
     "ReadinessCallback",
     "ServiceMetrics",
 ]
@@ -67,11 +69,16 @@ QUERY_REASONS: Final[tuple[str, ...]] = get_args(QueryReason)
 LABEL_STATUSES: Final[tuple[str, ...]] = get_args(LabelOutcome)
 DEAD_LETTER_REASONS: Final[tuple[str, ...]] = get_args(DeadLetterReason)
 SAMPLE_OUTCOMES: Final[tuple[str, ...]] = ("scored", "dead_lettered")
+#: Whose query was recovered from the oracle topic: this replica's or another one's.
+QueryOrigin = Literal["own", "other_replica"]
+QUERY_ORIGINS: Final[tuple[str, ...]] = get_args(QueryOrigin)
 #: The checks the service is expected to report; the callback may report others too.
 READINESS_CHECKS: Final[tuple[str, ...]] = (
     "broker_reachable",
     "partitions_assigned",
     "model_loaded",
+    "loop_progressing",
+    "checkpoints_saving",
 )
 
 #: Scoring one sample takes tens of microseconds to a few milliseconds; 1 s is pathological.
@@ -171,6 +178,18 @@ class ServiceMetrics:
             ["reason"],
             registry=reg,
         )
+        self._checkpoint_failures = Counter(
+            "stream_al_checkpoint_failures_total",
+            "Checkpoints that could not be written (retried later; the service carries on).",
+            registry=reg,
+        )
+        self._queries_recovered = Counter(
+            "stream_al_queries_recovered_total",
+            "Queries read back from the oracle topic into the pending store: this replica's "
+            "own after a restart, and other replicas' so their labels are learned here too.",
+            ["origin"],
+            registry=reg,
+        )
         self._rebalances = Counter(
             "stream_al_rebalances_total",
             "Consumer group rebalances this process took part in.",
@@ -257,6 +276,8 @@ class ServiceMetrics:
             self._labels.labels(status=status)
         for dl_reason in DEAD_LETTER_REASONS:
             self._dead_letters.labels(reason=dl_reason)
+        for origin in QUERY_ORIGINS:
+            self._queries_recovered.labels(origin=origin)
         # Unknown until the learner reports; NaN rather than a misleading 0.
         for gauge in (self._query_rate, self._budget, self._threshold, self._accuracy):
             gauge.set(math.nan)
@@ -303,6 +324,14 @@ class ServiceMetrics:
     def checkpoint_saved(self) -> None:
         """Note that a checkpoint was just written (drives the checkpoint age gauge)."""
         self._last_checkpoint = time.monotonic()
+
+    def checkpoint_failed(self) -> None:
+        """Count one checkpoint that could not be written."""
+        self._checkpoint_failures.inc()
+
+    def query_recovered(self, origin: QueryOrigin) -> None:
+        """Count one query taken into the pending store from the oracle topic."""
+        self._queries_recovered.labels(origin=_check(origin, QUERY_ORIGINS, "origin")).inc()
 
     def observe_decision_latency(self, seconds: float) -> None:
         """Record how long scoring and deciding on one sample took."""

@@ -17,6 +17,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,13 +37,14 @@ from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.core.learner import ActiveLearner
 from stream_al.demo.feeder import produce
 from stream_al.demo.oracle import answer_queries
-from stream_al.durability import LocalCheckpointStore, read_checkpoint
+from stream_al.durability import KafkaCheckpointStore, LocalCheckpointStore, read_checkpoint
 from stream_al.schemas import Sample, encode
 from stream_al.service import kafka_io
-from stream_al.service.checkpointing import Checkpointer
+from stream_al.service.checkpointing import Checkpointer, open_store
+from stream_al.service.dead_letters import REASON_HEADER
 from stream_al.settings import ENV_PREFIX, Settings
 from stream_al.sim.datasets import Example, stream
-from tests.integration.harness import ServiceThread, read_topic, service_settings
+from tests.integration.harness import ServiceThread, header, read_topic, service_settings
 from tests.kafka_broker import LocalKafka, free_port
 
 pytestmark = pytest.mark.kafka
@@ -250,7 +253,7 @@ def restored_offsets(service: ServiceProcess) -> dict[int, dict[int, int]]:
     for start in range(1, service.starts + 1):
         text = (service.logs / f"service-{start}.log").read_text(errors="replace")
         match = re.search(
-            r"restored the checkpoint .* replaying labels from offsets (\{.*\})", text
+            r"restored the checkpoint .* replaying labels from offsets (\{[^}]*\})", text
         )
         if match:
             found[start] = ast.literal_eval(match[1])
@@ -558,3 +561,304 @@ def test_restart_continues_and_a_changed_model_is_refused(
     newest = inspect_cli(newest_checkpoint(checkpoints))
     assert newest["config"]["model"]["name"] == "hoeffding-tree"
     assert newest["labels_learned"] == 0
+
+
+# -- 4. Chaos: kills at random points and a broker restart, labels without features ---------
+
+CHAOS_SEED = 11
+CHAOS_RATE = 120.0  # samples per second: the stream outlasts the kills and the outage
+CHAOS_WARMUP = 20
+CHAOS_KEY = "chaos-test-hmac-key-0123456789abcdef"
+#: The order of the faults: a SIGKILL of the service, or a restart of the broker.
+CHAOS_FAULTS = ("kill", "kill", "broker", "kill", "kill", "kill")
+
+
+def dead_letter_ids(bootstrap: str, settings: Settings, reason: str) -> set[str]:
+    """The ids of the labels dead-lettered for ``reason``."""
+    return {
+        json.loads(record.value)["id"]
+        for record in read_topic(bootstrap, settings.topics.dead_letters)
+        if header(record, REASON_HEADER) == reason
+    }
+
+
+def final_checkpoint(settings: Settings, store: str) -> ActiveLearner:
+    key = CHAOS_KEY.encode()
+    if store == "directory":
+        assert settings.checkpoint.directory is not None
+        loaded = LocalCheckpointStore(settings.checkpoint.directory, hmac_key=key).load_latest()
+    else:
+        assert settings.checkpoint.topic is not None
+        kafka_store = KafkaCheckpointStore(
+            settings.checkpoint.topic,
+            key=f"{settings.group_id}/{settings.replica_id}",
+            kafka_config=settings.kafka.client_config(),
+            hmac_key=key,
+        )
+        try:
+            loaded = kafka_store.load_latest()
+        finally:
+            kafka_store.close()
+    assert loaded is not None
+    learner: ActiveLearner = loaded.learner
+    return learner
+
+
+@pytest.mark.parametrize("store", ["directory", "topic"])
+def test_kills_and_a_broker_restart_lose_no_label_without_features(
+    local_kafka: LocalKafka, kafka_bootstrap: str, tmp_path: Path, store: str
+) -> None:
+    """5 SIGKILLs at random points and a broker restart; the labeler sends no features.
+
+    Every label is learned exactly once, although most arrive for queries made after the
+    checkpoint the service restarts from: the restart reads them back from the oracle
+    topic. Warm-up is spent once and the budget holds across the restarts.
+    """
+    examples = list(stream(DATASET))
+    assert len(examples) >= 5000
+    where = (
+        {"directory": str(tmp_path / "checkpoints")}
+        if store == "directory"
+        else {"topic": f"test-{uuid.uuid4().hex[:10]}.checkpoints"}
+    )
+    settings = service_settings(
+        kafka_bootstrap,
+        LearnerConfig(strategy=StrategyConfig(budget=BUDGET, warmup=CHAOS_WARMUP)),
+        partitions=3,
+        metrics={"host": "127.0.0.1", "port": free_port()},
+        checkpoint={**where, "every_labels": 50, "every_seconds": 5.0, "hmac_key": CHAOS_KEY},
+    )
+    kafka_io.ensure_topics(settings)
+    # A dumped secret is masked: the key goes into the environment as it is.
+    env = settings_env(settings, STREAM_AL_CHECKPOINT__HMAC_KEY=CHAOS_KEY)
+    service = ServiceProcess(env, tmp_path / "logs", settings.metrics.port)
+    progress = Progress(kafka_bootstrap, [settings.group_id])
+    rng = random.Random(CHAOS_SEED)
+    feeder = threading.Thread(
+        target=produce, args=(settings, DATASET), kwargs={"rate": CHAOS_RATE}, daemon=True
+    )
+    try:
+        service.start()
+        wait_for(service.ready, WAIT_S, "the first start to be ready")
+        with oracle_running(settings):
+            feeder.start()
+            for fault in CHAOS_FAULTS:
+                if rng.random() < 0.7:
+                    wait_for(service.ready, WAIT_S, "the replica to be ready")
+                time.sleep(rng.uniform(0.3, 4.0))
+                if fault == "kill":
+                    service.kill()
+                    time.sleep(rng.uniform(0.2, 3.0))
+                    service.start()
+                else:
+                    local_kafka.stop()
+                    time.sleep(rng.uniform(1.0, 5.0))
+                    local_kafka.start()
+            wait_for(service.ready, WAIT_S, "the last start to be ready")
+            feeder.join(WAIT_S)
+            assert not feeder.is_alive(), "the feeder did not finish"
+            wait_for(
+                lambda: settled(
+                    progress,
+                    kafka_bootstrap,
+                    settings,
+                    lambda: service.metric("stream_al_labels_learned"),
+                ),
+                2 * WAIT_S,
+                "every sample, query and label to be processed",
+            )
+        exit_code = service.terminate()
+    finally:
+        service.stop_if_running()
+        progress.close()
+    assert exit_code == 0, service.log()
+
+    # No sample without a prediction.
+    assert set(predicted_ids(kafka_bootstrap, settings)) == {example.id for example in examples}
+
+    # The labeler sent no features: each label was joined with a logged query.
+    labels = [json.loads(r.value) for r in read_topic(kafka_bootstrap, settings.topics.labels)]
+    assert labels and all(label["features"] is None for label in labels)
+    label_ids_sent = {label["id"] for label in labels}
+    answered_twice = {i for i in label_ids_sent if sum(lb["id"] == i for lb in labels) > 1}
+
+    # Every label learned exactly once: none lost, none twice.
+    learner = final_checkpoint(settings, store)
+    assert learned_ids(learner) == label_ids_sent
+    assert learner.labels_learned == len(label_ids_sent)
+    assert not dead_letter_ids(kafka_bootstrap, settings, "unknown_id")
+    assert not dead_letter_ids(kafka_bootstrap, settings, "expired")
+    assert dead_letter_ids(kafka_bootstrap, settings, "duplicate") <= answered_twice
+
+    # No sample asked twice, the ledger counted each query once, warm-up spent once.
+    queries = [json.loads(r.value) for r in read_topic(kafka_bootstrap, settings.topics.oracle)]
+    query_ids = [query["id"] for query in queries]
+    assert len(query_ids) == len(set(query_ids)), "a sample was asked about twice"
+    ledger = learner.policy.ledger  # type: ignore[attr-defined]
+    assert ledger.queried == len(query_ids)
+    assert ledger.by_reason["warm-up"] == CHAOS_WARMUP
+    assert sum(query["reason"] == "warm-up" for query in queries) == CHAOS_WARMUP
+    rate = len(query_ids) / len(examples)
+    # The restarts had queries to read back: made after their checkpoint, lost with the
+    # process, and their labels still to come or to be replayed.
+    recovered = [
+        int(match[1])
+        for n in range(1, service.starts + 1)
+        for match in re.finditer(
+            r"(\d+) of them this replica's own", (service.logs / f"service-{n}.log").read_text()
+        )
+    ]
+    assert sum(recovered) > 0, recovered
+    print(
+        f"\nchaos ({store}): {service.starts} starts, own queries read back {recovered}, "
+        f"{len(label_ids_sent)} labels learned once, {len(answered_twice)} answered twice, "
+        f"query rate {rate:.4f} (budget {BUDGET}), ledger {ledger.state()}"
+    )
+    assert abs(rate - BUDGET) <= 0.1 * BUDGET, f"query rate {rate:.4f}, budget {BUDGET}"
+
+
+# -- 5. An outage with checkpoints in a topic -----------------------------------------------
+
+OUTAGE_SECONDS = 35.0  # longer than a checkpoint save may take (checkpoint.timeout_seconds)
+
+
+def topic_checkpoint_settings(bootstrap: str, **overrides: Any) -> Settings:
+    return service_settings(
+        bootstrap,
+        LearnerConfig(strategy=StrategyConfig(budget=BUDGET)),
+        checkpoint={
+            "topic": f"test-{uuid.uuid4().hex[:10]}.checkpoints",
+            "every_seconds": 2.0,
+            "hmac_key": CHAOS_KEY,
+        },
+        **overrides,
+    )
+
+
+def test_an_outage_longer_than_a_checkpoint_save_is_weathered(
+    local_kafka: LocalKafka, kafka_bootstrap: str
+) -> None:
+    examples = list(stream(DATASET, limit=OUTAGE_SAMPLES))
+    settings = topic_checkpoint_settings(kafka_bootstrap)
+    kafka_io.ensure_topics(settings)
+    checkpointer = Checkpointer(settings, open_store(settings))
+    feeder = threading.Thread(
+        target=produce,
+        args=(settings, DATASET),
+        kwargs={"rate": OUTAGE_RATE, "limit": OUTAGE_SAMPLES},
+        daemon=True,
+    )
+    failures = lambda: running.metrics.registry.get_sample_value(  # noqa: E731
+        "stream_al_checkpoint_failures_total"
+    )
+    with ServiceThread(settings, checkpointer=checkpointer) as running, oracle_running(settings):
+        service = running.service
+        wait_for(lambda: service.readiness()["partitions_assigned"], WAIT_S, "assignment")
+        feeder.start()
+        wait_for(lambda: service.learner.samples_seen >= OUTAGE_SAMPLES // 4, WAIT_S, "samples")
+        try:
+            local_kafka.stop()
+            stopped = time.monotonic()
+            wait_for(lambda: not service.readiness()["loop_progressing"], 30, "readiness to fail")
+            stalled_after = time.monotonic() - stopped
+            wait_for(lambda: (failures() or 0) >= 1, OUTAGE_SECONDS, "a checkpoint to fail")
+            assert not service.readiness()["checkpoints_saving"]
+            time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
+            assert running.alive, "the service died in the outage"
+        finally:
+            local_kafka.start()
+        wait_for(lambda: service.readiness()["loop_progressing"], WAIT_S, "progress again")
+        feeder.join(WAIT_S)
+        wait_for(
+            lambda: len(set(predicted_ids(kafka_bootstrap, settings))) == OUTAGE_SAMPLES,
+            WAIT_S,
+            "every sample's prediction",
+        )
+        wait_for(lambda: service.readiness()["checkpoints_saving"], WAIT_S, "a checkpoint again")
+        assert running.alive
+    assert set(predicted_ids(kafka_bootstrap, settings)) == {e.id for e in examples}
+    print(f"\noutage: readiness failed {stalled_after:.1f} s in, {failures()} checkpoints failed")
+
+
+def test_sigterm_during_an_outage_exits_cleanly_in_bounded_time(
+    local_kafka: LocalKafka, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = topic_checkpoint_settings(
+        kafka_bootstrap, metrics={"host": "127.0.0.1", "port": free_port()}
+    )
+    kafka_io.ensure_topics(settings)
+    env = settings_env(settings, STREAM_AL_CHECKPOINT__HMAC_KEY=CHAOS_KEY)
+    service = ServiceProcess(env, tmp_path / "logs", settings.metrics.port)
+    try:
+        service.start()
+        wait_for(service.ready, WAIT_S, "the service to be ready")
+        produce(settings, DATASET, limit=300)
+        wait_for(lambda: len(predicted_ids(kafka_bootstrap, settings)) >= 300, WAIT_S, "scoring")
+        try:
+            local_kafka.stop()
+            time.sleep(3.0)
+            started = time.monotonic()
+            exit_code = service.terminate(timeout=120)
+            took = time.monotonic() - started
+        finally:
+            local_kafka.start()
+    finally:
+        service.stop_if_running()
+    log = service.log()
+    print(f"\nSIGTERM in an outage: exit {exit_code} after {took:.1f} s")
+    assert exit_code == 0, log
+    assert "Traceback" not in log, log
+    assert took <= settings.checkpoint.timeout_seconds + 15, log
+
+
+# -- 6. A restart from an older checkpoint, replayed from the logs -------------------------
+
+
+def test_a_restart_from_an_older_checkpoint_recovers_every_query_from_the_oracle_topic(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """What a crash leaves: a checkpoint older than the queries and labels since.
+
+    The first run goes on past a copy of its checkpoint directory; the second starts from
+    the copy. Labels carry no features. The second run must end where the first did.
+    """
+    checkpoints, older = tmp_path / "checkpoints", tmp_path / "older"
+    settings = service_settings(
+        kafka_bootstrap,
+        LearnerConfig(strategy=StrategyConfig(budget=BUDGET)),
+        checkpoint={"directory": str(checkpoints), "every_labels": 20, "hmac_key": CHAOS_KEY},
+    )
+    kafka_io.ensure_topics(settings)
+    key = CHAOS_KEY.encode()
+
+    def run_until(samples: int, then: Callable[[], None]) -> ActiveLearner:
+        store = LocalCheckpointStore(checkpoints, hmac_key=key)
+        with ServiceThread(settings, checkpointer=Checkpointer(settings, store)) as running:
+            learner = lambda: running.service.learner  # noqa: E731
+            wait_for(lambda: learner().samples_seen >= samples, WAIT_S, f"{samples} samples")
+            wait_for(
+                lambda: (
+                    (answered := answered_labels(kafka_bootstrap, settings)) is not None
+                    and learner().labels_learned == len(answered)
+                ),
+                WAIT_S,
+                "every query answered and learned",
+            )
+            then()
+            return learner()
+
+    examples = list(stream(DATASET, limit=900))
+    with oracle_running(settings):
+        _send_samples(kafka_bootstrap, settings, examples[:300])
+        run_until(300, lambda: shutil.copytree(checkpoints, older))
+        _send_samples(kafka_bootstrap, settings, examples[300:])
+        first = run_until(900, lambda: None)
+        # The crash: the state since the copy is gone; the logs hold it.
+        shutil.rmtree(checkpoints)
+        shutil.copytree(older, checkpoints)
+        second = run_until(0, lambda: None)
+    assert second.policy.queries == first.policy.queries > 0
+    assert second.queries_by_reason == first.queries_by_reason
+    assert learned_ids(second) == learned_ids(first)
+    assert second.labels_learned == first.labels_learned
+    assert second.labels_by_status["unknown_id"] == 0

@@ -62,5 +62,7 @@ def test_replicas_share_the_samples_and_each_learns_every_label(kafka_bootstrap:
     assert all(r.learner.samples_seen > SAMPLES / 10 for r in replicas), "both took a share"
     labels = read_topic(kafka_bootstrap, first.topics.labels)
     assert all(r.learner.labels_learned == len(labels) for r in replicas)
-    # Each learned the other's labels from the features the labels carry, not as unknown ids.
+    # The labels carry no features, as a person's answers do: each replica learned the
+    # other's labels from the queries it read back from the oracle topic.
+    assert all(json.loads(label.value)["features"] is None for label in labels)
     assert all(r.learner.labels_by_status["unknown_id"] == 0 for r in replicas)

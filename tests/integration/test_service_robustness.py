@@ -151,3 +151,93 @@ def test_a_step_cut_short_by_kafka_loses_none_of_the_samples_it_had_polled(
         json.loads(r.value)["id"] for r in read_topic(kafka_bootstrap, settings.topics.predictions)
     }
     assert predicted == set(ids), "a sample polled before the error was skipped"
+
+
+def test_a_sample_that_poisons_encoding_or_the_model_is_dead_lettered_and_the_service_goes_on(
+    kafka_bootstrap: str,
+) -> None:
+    settings = service_settings(kafka_bootstrap, LearnerConfig(), partitions=1)
+    trained = [
+        LabelMessage(id=f"t{i}", label=str(i % 2), features={"0": i % 2 + 0.1, "1": 0.5})
+        for i in range(40)
+    ]
+    # A lone surrogate: valid JSON, no Unicode; asked about in warm-up, it could never be
+    # encoded into the query. Then values that drive the trained model to NaN.
+    surrogate = b'{"id": "poison-1", "features": {"c": "\\ud800", "0": 0.5}}'
+    overflow = encode(Sample(id="poison-2", features={"0": 1e308, "1": 1e308}))
+    good = [f"s{i}" for i in range(30)]
+    samples = [
+        (b"poison-1", surrogate),
+        *[(i.encode(), encode(Sample(id=i, features={"0": 0.3, "1": 0.5}))) for i in good[:15]],
+        (b"poison-2", overflow),
+        *[(i.encode(), encode(Sample(id=i, features={"0": 1.1, "1": 0.5}))) for i in good[15:]],
+    ]
+    running = ServiceThread(settings)
+    with running:
+        service = running.service
+        wait_until(lambda: service.readiness()["partitions_assigned"], 60, "assignment")
+        send_raw(
+            kafka_bootstrap, settings.topics.labels, [(m.id.encode(), encode(m)) for m in trained]
+        )
+        wait_until(lambda: service.learner.labels_learned == len(trained), 60, "training")
+        send_raw(kafka_bootstrap, settings.topics.samples, samples)
+        wait_until(lambda: service.learner.samples_seen == len(good), 60, "the good samples")
+        wait_until(
+            lambda: len(read_topic(kafka_bootstrap, settings.topics.dead_letters, 0.5)) == 2,
+            60,
+            "two dead letters",
+        )
+        assert running.alive
+    predicted = {
+        json.loads(r.value)["id"] for r in read_topic(kafka_bootstrap, settings.topics.predictions)
+    }
+    assert predicted == set(good)
+    dead = {
+        r.key: header(r, REASON_HEADER)
+        for r in read_topic(kafka_bootstrap, settings.topics.dead_letters)
+    }
+    assert dead == {b"poison-1": "not_json", b"poison-2": "model_error"}
+
+
+def test_an_unexpected_error_commits_none_of_the_records_it_did_not_handle(
+    kafka_bootstrap: str,
+) -> None:
+    settings = service_settings(kafka_bootstrap, LearnerConfig(), partitions=1)
+    ids = [f"s{i}" for i in range(200)]
+    send_raw(
+        kafka_bootstrap,
+        settings.topics.samples,
+        [(i.encode(), encode(Sample(id=i, features={"x": 1.0}))) for i in ids],
+    )
+    failing = ServiceThread(settings)
+    handle_sample = failing.service._handle_sample
+    handled: list[str] = []
+
+    def breaks_at_the_fiftieth(record: ConsumerRecord) -> None:
+        if len(handled) == 50:
+            raise RuntimeError("a bug in the middle of a batch")
+        handled.append(record.key.decode())
+        handle_sample(record)
+
+    failing.service._handle_sample = breaks_at_the_fiftieth  # type: ignore[method-assign]
+    failing.metrics.start()
+    failing._thread.start()
+    failing._thread.join(60)
+    failing.metrics.stop()
+    assert isinstance(failing.error, RuntimeError), failing.error
+    assert len(handled) == 50
+
+    # The next run of the group gets every sample the failed one did not handle.
+    with ServiceThread(settings) as running:
+        wait_until(
+            lambda: (
+                {
+                    json.loads(r.value)["id"]
+                    for r in read_topic(kafka_bootstrap, settings.topics.predictions, 0.5)
+                }
+                >= set(ids)
+            ),
+            60,
+            "every sample to get a prediction",
+        )
+        assert running.alive

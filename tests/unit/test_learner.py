@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pickle
+import random
 
 import pytest
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
-from stream_al.core.learner import ActiveLearner, LabelStatus
-from stream_al.schemas import LabelMessage, Sample
+from stream_al.core.learner import ActiveLearner, LabelStatus, ModelError
+from stream_al.schemas import LabelMessage, Query, Sample
 from stream_al.sim.datasets import stream
 
 
@@ -138,3 +139,85 @@ def test_a_label_outside_the_configured_classes_is_refused() -> None:
     assert "maybe" in outcome.detail
     assert learner.labels_learned == 0
     assert learner.learn(LabelMessage(id="a", label="no"), now=1.0).status is LabelStatus.LEARNED
+
+
+def _logged_queries(learner: ActiveLearner, samples: list[Sample]) -> list[tuple[Query, int, int]]:
+    """Score ``samples``; each query with the number and samples seen the service logs."""
+    logged = []
+    for sample in samples:
+        before = learner.policy.queries
+        scored = learner.score(sample, now=0.0)
+        for number, query in enumerate(scored.queries, start=before + 1):
+            logged.append((query, number, learner.samples_seen))
+    return logged
+
+
+def test_queries_read_back_after_a_restart_are_pending_and_counted_once() -> None:
+    examples = list(stream("phishing", limit=600))
+    samples = [Sample(id=e.id, features=e.features) for e in examples]
+    truth = {e.id: e.label for e in examples}
+    running = ActiveLearner(config(warmup=20))
+    _logged_queries(running, samples[:200])
+    checkpoint = pickle.loads(pickle.dumps(running))
+    logged = _logged_queries(running, samples[200:])
+    assert logged, "the stream after the checkpoint must have queries"
+
+    # The restarted learner reads the oracle log back, twice (a replay after a seek), in
+    # another order (the topic's partitions come one after the other), as the service does:
+    # its own queries numbered beyond the checkpoint's count are charged.
+    restarted: ActiveLearner = pickle.loads(pickle.dumps(checkpoint))
+    made_before = checkpoint.policy.queries
+    shuffled = random.Random(3).sample(logged, len(logged))
+    for _ in range(2):
+        for query, number, seen in shuffled:
+            restarted.recover_query(query, seen, charge=number > made_before)
+    assert restarted.policy.queries == running.policy.queries
+    assert restarted.queries_by_reason == running.queries_by_reason
+    # Seen as far as the last query tells: samples scored after it are not in the log.
+    assert restarted.samples_seen == logged[-1][2]
+    assert set(restarted.pending._entries) == set(running.pending._entries)
+    assert not restarted.policy.in_warmup  # type: ignore[attr-defined]
+    assert restarted.policy.queries > made_before
+
+    # Labels without features are learned for every query, made before or after.
+    for query, _number, _seen in logged:
+        label = LabelMessage(id=query.id, label=truth[query.id])
+        assert restarted.learn(label, now=1.0).status is LabelStatus.LEARNED
+    # A sample scored again after the restart is not asked about again.
+    again = restarted.score(samples[-1], now=2.0)
+    assert again.queries == () or samples[-1].id not in {q.id for q, _, _ in logged}
+
+
+def test_another_replicas_queries_are_pending_but_not_charged() -> None:
+    asking, other = ActiveLearner(config()), ActiveLearner(config())
+    (query, _number, seen), *_ = _logged_queries(asking, [Sample(id="a", features={"x": 1.0})])
+    assert other.recover_query(query, seen, charge=False)
+    assert "a" in other.pending and other.policy.queries == 0 and other.samples_seen == 0
+    assert not other.recover_query(query, seen, charge=False)
+    outcome = other.learn(LabelMessage(id="a", label="yes"), now=1.0)
+    assert outcome.status is LabelStatus.LEARNED
+
+
+def test_a_sample_asked_about_before_is_not_offered_to_the_policy_again() -> None:
+    learner = ActiveLearner(config())
+    first = learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    state = learner.policy.state()
+    again = learner.score(Sample(id="a", features={"x": 1.0}), now=1.0)
+    assert first.queried and again.queried and again.asked_before
+    assert again.queries == ()
+    assert learner.samples_seen == 1 and learner.policy.state() == state
+
+
+def test_non_finite_probabilities_are_a_model_error_and_change_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    learner = ActiveLearner(config())
+    learner.learn(LabelMessage(id="t", label="yes", features={"x": 1.0}), now=0.0)
+    monkeypatch.setattr(
+        learner.model, "predict_proba_one", lambda x: {"yes": float("nan"), "no": 0.5}
+    )
+    state = learner.policy.state()
+    with pytest.raises(ModelError, match="non-finite"):
+        learner.score(Sample(id="a", features={"x": 1e308}), now=1.0)
+    assert learner.samples_seen == 0 and learner.policy.state() == state
+    assert "a" not in learner.pending

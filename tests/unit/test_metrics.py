@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream_al.service.metrics import (
     DEAD_LETTER_REASONS,
     LABEL_STATUSES,
+    QUERY_ORIGINS,
     QUERY_REASONS,
     ServiceMetrics,
 )
@@ -233,6 +234,7 @@ def test_no_per_sample_values_end_up_in_labels() -> None:
         "outcome": {"scored", "dead_lettered"},
         "reason": set(QUERY_REASONS) | set(DEAD_LETTER_REASONS),
         "status": set(LABEL_STATUSES),
+        "origin": set(QUERY_ORIGINS),
         "topic": {"samples"},
         "partition": {"2"},
         "generation": {"0", "1", "2"},  # python_gc_* from the GC collector

@@ -115,3 +115,25 @@ def test_messages_round_trip_through_json() -> None:
         id="a", label="true", probabilities={"true": 0.7, "false": 0.3}, queried=True
     )
     assert Prediction.model_validate_json(encode(prediction)) == prediction
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        rb'{"id": "poison-1", "features": {"c": "\ud800", "0": 0.5}}',
+        rb'{"id": "p", "features": {"\uDFFF": 1}}',
+        rb'{"id": "p\udc00", "features": {}}',
+        rb'{"id": "p", "features": {}, "metadata": {"note": "\ud83d"}}',
+    ],
+)
+def test_a_lone_surrogate_is_refused_since_it_could_not_be_encoded_again(raw: bytes) -> None:
+    with pytest.raises(InvalidMessage) as refused:
+        decode_sample(raw)
+    assert refused.value.reason == "not_json"
+    assert "surrogate" in refused.value.detail
+
+
+def test_a_surrogate_pair_is_ordinary_unicode() -> None:
+    sample = decode_sample(rb'{"id": "p", "features": {"c": "\ud83d\ude00"}}')
+    assert sample.features == {"c": "\U0001f600"}
+    assert decode_sample(encode(sample)) == sample

@@ -44,6 +44,15 @@ class QueryPolicy(ABC):
     def offer(self, key: str, uncertainty: float) -> list[Selection]:
         """Take one sample's uncertainty; return the samples to query now."""
 
+    @abstractmethod
+    def recover(self, reason: QueryReason, samples_seen: int) -> None:
+        """Count a query that was made, but after the state this policy was restored from.
+
+        ``samples_seen`` is how many samples had been offered when it was made. Only the
+        account is restored (what was spent, on what, out of how many samples), so budget
+        and warm-up are spent once across restarts; a selector's own window is not.
+        """
+
     @property
     @abstractmethod
     def threshold(self) -> float | None:

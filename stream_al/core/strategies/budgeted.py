@@ -83,6 +83,9 @@ class BudgetedPolicy(QueryPolicy):
         ledger.held = False
         return selections
 
+    def recover(self, reason: QueryReason, samples_seen: int) -> None:
+        self.ledger.recover(reason, samples_seen)
+
     @property
     def threshold(self) -> float | None:
         return self.selector.threshold

@@ -87,6 +87,15 @@ class Ledger:
         self.queried += 1
         self.by_reason[reason] += 1
 
+    def recover(self, reason: QueryReason, seen: int) -> None:
+        """Count a query made after the state restored, ``seen`` samples into the stream.
+
+        Unlike :meth:`record` the cap is not checked: the label was asked for already.
+        """
+        self.queried += 1
+        self.by_reason[reason] += 1
+        self.seen = max(self.seen, seen)
+
     def state(self) -> dict[str, Any]:
         """A JSON-able snapshot."""
         return {
