@@ -32,6 +32,7 @@ from stream_al.durability.checkpoint import Checkpoint
 from stream_al.durability.envelope import open_envelope, seal, validate_hmac_key
 from stream_al.durability.errors import CheckpointConfigError, CheckpointError, CheckpointTooLarge
 from stream_al.durability.store import Candidate, restore_latest
+from stream_al.kafka_compat import close_producer
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,9 @@ class KafkaCheckpointStore:
                 f"{self.topic!r}: raise its max.message.bytes ({exc})"
             ) from exc
         except KafkaError as exc:
+            # The record may still land later: its number is never used again, so it
+            # cannot pass for a newer checkpoint of the same slot.
+            self._next_seq = seq + 1
             raise CheckpointError(f"could not write checkpoint to {self.topic!r}: {exc}") from exc
         self._next_seq = seq + 1
         where = f"{self.topic}[{metadata.partition}]@{metadata.offset}"
@@ -187,8 +191,8 @@ class KafkaCheckpointStore:
         return restore_latest(self._candidates(records), expected_fingerprint, expected_config)
 
     def close(self) -> None:
-        """Flush and close the producer."""
-        self._producer.close(timeout=self._timeout_s)
+        """Close the producer; a save that timed out is not waited for again."""
+        close_producer(self._producer, timeout=0)
 
     @property
     def _limit(self) -> int:

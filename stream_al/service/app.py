@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from stream_al.core.learner import ActiveLearner, LabelStatus
 from stream_al.durability import CheckpointError
+from stream_al.kafka_compat import close_producer
 from stream_al.schemas import (
     DeadLetterReason,
     InvalidMessage,
@@ -353,7 +354,7 @@ class Service:
             if client is not None:
                 client.close(autocommit=False, timeout_ms=_CLOSE_TIMEOUT_MS)
         if self._producer is not None:
-            self._producer.close(timeout=SHUTDOWN_GRACE_SECONDS if delivered else 0)
+            close_producer(self._producer, SHUTDOWN_GRACE_SECONDS if delivered else 0)
         log.info("stream_al service stopped: %s", self._summary_line())
 
     # -- checkpoints -------------------------------------------------------------------------

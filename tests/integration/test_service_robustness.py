@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
@@ -157,9 +158,12 @@ def test_a_sample_that_poisons_encoding_or_the_model_is_dead_lettered_and_the_se
     kafka_bootstrap: str,
 ) -> None:
     settings = service_settings(kafka_bootstrap, LearnerConfig(), partitions=1)
+    # Opposite weights on two features: both at 1e308, the logit is inf - inf = NaN.
+    rng = random.Random(1)
+    points = [{"0": rng.random(), "1": rng.random()} for _ in range(200)]
     trained = [
-        LabelMessage(id=f"t{i}", label=str(i % 2), features={"0": i % 2 + 0.1, "1": 0.5})
-        for i in range(40)
+        LabelMessage(id=f"t{i}", label=str(x["0"] > x["1"]), features=x)
+        for i, x in enumerate(points)
     ]
     # A lone surrogate: valid JSON, no Unicode; asked about in warm-up, it could never be
     # encoded into the query. Then values that drive the trained model to NaN.
@@ -226,6 +230,7 @@ def test_an_unexpected_error_commits_none_of_the_records_it_did_not_handle(
     failing.metrics.stop()
     assert isinstance(failing.error, RuntimeError), failing.error
     assert len(handled) == 50
+    assert not failing.service.readiness()["loop_progressing"], "ready with a dead loop"
 
     # The next run of the group gets every sample the failed one did not handle.
     with ServiceThread(settings) as running:
