@@ -23,6 +23,20 @@ class ModelError(ValueError):
     """The model gave an answer no decision can be built on (NaN or infinite values)."""
 
 
+#: Beyond this magnitude a feature's square overflows a float: a running variance (the
+#: scaler in front of every linear model) would become infinite and the model NaN for good.
+MAX_LEARNABLE_MAGNITUDE = 1e150
+
+
+def _refuse_overflowing(features: Features) -> None:
+    for name, value in features.items():
+        if not isinstance(value, bool | str) and abs(value) > MAX_LEARNABLE_MAGNITUDE:
+            raise ModelError(
+                f"feature {name!r} = {value:g} is beyond +-{MAX_LEARNABLE_MAGNITUDE:g}: "
+                "learning it would overflow the model for good"
+            )
+
+
 class LabelStatus(StrEnum):
     """What became of a label (also the ``status`` of the labels metric)."""
 
@@ -241,6 +255,7 @@ class ActiveLearner:
             detail = "never queried here and it carries no features"
             return self._outcome(Learned(LabelStatus.UNKNOWN_ID, detail=detail))
 
+        _refuse_overflowing(features)
         self.model.learn_one(features, label.label)
         self.labels_learned += 1
         self._learned_ids[label.id] = None

@@ -221,3 +221,19 @@ def test_non_finite_probabilities_are_a_model_error_and_change_nothing(
         learner.score(Sample(id="a", features={"x": 1e308}), now=1.0)
     assert learner.samples_seen == 0 and learner.policy.state() == state
     assert "a" not in learner.pending
+
+
+def test_a_label_whose_features_would_overflow_the_model_is_refused() -> None:
+    learner = ActiveLearner(config())
+    for i in range(40):
+        x = {"a": float(i % 3), "b": float(i % 5)}
+        learner.learn(LabelMessage(id=f"t{i}", label=str(int(i % 3 > 0)), features=x), now=0.0)
+    with pytest.raises(ModelError, match="overflow"):
+        learner.learn(LabelMessage(id="x", label="1", features={"a": 1e200, "b": 1.0}), now=1.0)
+    assert learner.labels_learned == 40
+    # Learned, it would make the scaler's variance of "a" infinite: "a" would count for
+    # nothing from then on. Refused, "a" still tells the classes apart.
+    learner.learn(LabelMessage(id="y", label="0", features={"a": 1.0, "b": 1.0}), now=2.0)
+    low = learner.model.predict_proba_one({"a": 0.0, "b": 2.0})
+    high = learner.model.predict_proba_one({"a": 2.0, "b": 2.0})
+    assert abs(low["1"] - high["1"]) > 0.05
