@@ -283,16 +283,19 @@ class Service:
         """
         assert self._samples is not None
         if self._batch.sealed and not self._finish_batch(_DELIVERY_WAIT_SECONDS):
+            self._every_second()
             return 0
         self._read_oracle()
         self._learn_available_labels()
         polled = self._samples.poll(timeout_ms=timeout_ms)
+        batch = self._batch
+        for tp, records in polled.items():
+            # Noted first: whatever interrupts the step from here, _rewind comes back here.
+            batch.first_offsets.setdefault(tp, records[0].offset)
         if self._oracle_behind:
             self._catch_up_oracle()
         seen = 0
-        batch = self._batch
         for tp, records in polled.items():
-            batch.first_offsets.setdefault(tp, records[0].offset)
             for record in records:
                 self._handle_sample(record)
             # Once per run, and only once all of it was handled: an exception in the middle
@@ -303,12 +306,15 @@ class Service:
         if self._finish_batch(_DELIVERY_WAIT_SECONDS):
             self._checkpoint_if_due()
             self._last_progress = time.monotonic()
+        self._every_second()
+        return seen
+
+    def _every_second(self) -> None:
         now = time.monotonic()
         if now - self._last_gauges >= _GAUGE_INTERVAL_SECONDS:
             self._last_gauges = now
             self._update_gauges()
             self._watch_group_membership()
-        return seen
 
     def _rewind(self) -> None:
         """Seek the consumers back to the first record the learner has not taken in.
