@@ -448,6 +448,7 @@ class Service:
             accuracy=None if math.isnan(accuracy) else accuracy,
             labels_learned=learner.labels_learned,
         )
+        self.metrics.set_accuracy_estimates(learner.accuracy_estimate)
         self._update_lag()
 
     def _update_lag(self) -> None:

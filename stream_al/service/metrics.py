@@ -42,6 +42,13 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
+from stream_al.core.estimate import (
+    ESTIMATE_KINDS,
+    ESTIMATE_SCOPES,
+    AccuracyEstimate,
+    EstimateKind,
+    EstimateScope,
+)
 from stream_al.core.types import QueryReason
 from stream_al.schemas import DeadLetterReason
 
@@ -208,7 +215,36 @@ class ServiceMetrics:
         )
         self._accuracy = Gauge(
             "stream_al_accuracy_ratio",
-            "Prequential accuracy over recent labeled samples; NaN before the first label.",
+            "Hard-sample accuracy: accuracy on recent *queried* samples, the hardest by "
+            "construction (biased low; see stream_al_accuracy_estimate_ratio); NaN before "
+            "the first label.",
+            registry=reg,
+        )
+        estimate_labels = ["estimate", "scope"]
+        self._estimate = Gauge(
+            "stream_al_accuracy_estimate_ratio",
+            "Unbiased estimate of the accuracy of all predictions: estimate=random (warm-up "
+            "and exploration labels) or weighted (every label by 1 / its probability); "
+            "scope=window (recent samples) or total; NaN while unknown.",
+            estimate_labels,
+            registry=reg,
+        )
+        self._estimate_low = Gauge(
+            "stream_al_accuracy_estimate_low_ratio",
+            "Lower bound of the accuracy estimate's confidence interval.",
+            estimate_labels,
+            registry=reg,
+        )
+        self._estimate_high = Gauge(
+            "stream_al_accuracy_estimate_high_ratio",
+            "Upper bound of the accuracy estimate's confidence interval.",
+            estimate_labels,
+            registry=reg,
+        )
+        self._estimate_labels = Gauge(
+            "stream_al_accuracy_estimate_labels",
+            "Labels the accuracy estimate rests on.",
+            estimate_labels,
             registry=reg,
         )
         self._labels_learned = Gauge(
@@ -257,6 +293,9 @@ class ServiceMetrics:
             self._labels.labels(status=status)
         for dl_reason in DEAD_LETTER_REASONS:
             self._dead_letters.labels(reason=dl_reason)
+        for kind in ESTIMATE_KINDS:
+            for scope in ESTIMATE_SCOPES:
+                self.set_accuracy_estimate(kind, scope, AccuracyEstimate.none())
         # Unknown until the learner reports; NaN rather than a misleading 0.
         for gauge in (self._query_rate, self._budget, self._threshold, self._accuracy):
             gauge.set(math.nan)
@@ -334,6 +373,25 @@ class ServiceMetrics:
         self._pending.set(pending)
         self._accuracy.set(_gauge_value(accuracy, math.nan))
         self._labels_learned.set(labels_learned)
+
+    def set_accuracy_estimate(
+        self, kind: EstimateKind, scope: EstimateScope, estimate: AccuracyEstimate
+    ) -> None:
+        """Publish one accuracy estimate with its interval (NaN while unknown)."""
+        _check(kind, ESTIMATE_KINDS, "accuracy estimate")
+        _check(scope, ESTIMATE_SCOPES, "accuracy estimate scope")
+        self._estimate.labels(kind, scope).set(estimate.value)
+        self._estimate_low.labels(kind, scope).set(estimate.low)
+        self._estimate_high.labels(kind, scope).set(estimate.high)
+        self._estimate_labels.labels(kind, scope).set(estimate.labels)
+
+    def set_accuracy_estimates(
+        self, estimate: Callable[[EstimateKind, EstimateScope], AccuracyEstimate]
+    ) -> None:
+        """Publish every accuracy estimate, ``estimate(kind, scope)`` (the learner's)."""
+        for kind in ESTIMATE_KINDS:
+            for scope in ESTIMATE_SCOPES:
+                self.set_accuracy_estimate(kind, scope, estimate(kind, scope))
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         """Publish one assigned partition's consumer lag in messages."""
