@@ -35,11 +35,12 @@ class RisingChange:
     True
     """
 
-    def __init__(self, delta: float, min_window: int = 5) -> None:
+    def __init__(self, delta: float, min_window: int = 5, clock: int = 32) -> None:
         if not 0.0 < delta < 1.0:
             raise ValueError(f"ADWIN delta must be in (0, 1), got {delta}")
         self.delta = delta
-        self._adwin = ADWIN(delta=delta, min_window_length=min_window)
+        # ``clock``: ADWIN looks for a change every ``clock`` values.
+        self._adwin = ADWIN(delta=delta, clock=clock, min_window_length=min_window)
         self.rises = 0
         self.falls = 0
 
@@ -73,8 +74,8 @@ class DriftWatch:
 
     def __init__(self, errors: bool, uncertainty: bool, delta: float) -> None:
         self.detectors: dict[DriftSignal, RisingChange] = {}
-        if errors:
-            self.detectors["errors"] = RisingChange(delta)
+        if errors:  # a few labels per thousand samples: look at every one
+            self.detectors["errors"] = RisingChange(delta, clock=1)
         if uncertainty:
             self.detectors["uncertainty"] = RisingChange(delta)
 

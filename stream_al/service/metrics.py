@@ -42,6 +42,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
+from stream_al.core.drift import DRIFT_SIGNALS
 from stream_al.core.estimate import (
     ESTIMATE_KINDS,
     ESTIMATE_SCOPES,
@@ -49,6 +50,7 @@ from stream_al.core.estimate import (
     EstimateKind,
     EstimateScope,
 )
+from stream_al.core.strategies.stopping import POLICY_EVENTS
 from stream_al.core.types import QueryReason
 from stream_al.schemas import DeadLetterReason
 
@@ -220,6 +222,35 @@ class ServiceMetrics:
             "the first label.",
             registry=reg,
         )
+        self._stopped = Gauge(
+            "stream_al_strategy_stopped",
+            "1 while the stopping rule holds (target accuracy reached: only random labels "
+            "at the monitoring rate), else 0.",
+            registry=reg,
+        )
+        self._labels_saved = Gauge(
+            "stream_al_labels_saved",
+            "Labels of the budget left unspent by the stopping rule.",
+            registry=reg,
+        )
+        self._exploration_rate = Gauge(
+            "stream_al_exploration_rate_ratio",
+            "Share of samples drawn at random now (raised after a drift, lowered when stopped).",
+            registry=reg,
+        )
+        self._policy_events = Counter(
+            "stream_al_policy_events_total",
+            "Changes the query policy made on its own: stopped, resumed, drift.",
+            ["kind"],
+            registry=reg,
+        )
+        self._drifts = Counter(
+            "stream_al_drifts_total",
+            "Drifts detected, by signal: errors (of the random labels) or uncertainty.",
+            ["signal"],
+            registry=reg,
+        )
+        self._counted: dict[tuple[str, str], float] = {}
         estimate_labels = ["estimate", "scope"]
         self._estimate = Gauge(
             "stream_al_accuracy_estimate_ratio",
@@ -296,6 +327,11 @@ class ServiceMetrics:
         for kind in ESTIMATE_KINDS:
             for scope in ESTIMATE_SCOPES:
                 self.set_accuracy_estimate(kind, scope, AccuracyEstimate.none())
+        for event in POLICY_EVENTS:
+            self._policy_events.labels(kind=event)
+        for signal in DRIFT_SIGNALS:
+            self._drifts.labels(signal=signal)
+        self._exploration_rate.set(math.nan)
         # Unknown until the learner reports; NaN rather than a misleading 0.
         for gauge in (self._query_rate, self._budget, self._threshold, self._accuracy):
             gauge.set(math.nan)
@@ -392,6 +428,29 @@ class ServiceMetrics:
         for kind in ESTIMATE_KINDS:
             for scope in ESTIMATE_SCOPES:
                 self.set_accuracy_estimate(kind, scope, estimate(kind, scope))
+
+    def set_policy_state(
+        self,
+        stopped: bool,
+        labels_saved: float,
+        exploration_rate: float,
+        events: Mapping[str, int],
+        drifts: Mapping[str, int],
+    ) -> None:
+        """Publish the stopping and drift state; ``events`` and ``drifts`` are running totals."""
+        self._stopped.set(1.0 if stopped else 0.0)
+        self._labels_saved.set(labels_saved)
+        self._exploration_rate.set(exploration_rate)
+        for family, counter, allowed, totals in (
+            ("kind", self._policy_events, POLICY_EVENTS, events),
+            ("signal", self._drifts, DRIFT_SIGNALS, drifts),
+        ):
+            for name, total in totals.items():
+                _check(name, allowed, f"policy {family}")
+                before = self._counted.get((family, name), 0.0)
+                if total > before:  # a restored learner's totals only ever add
+                    counter.labels(name).inc(total - before)
+                    self._counted[family, name] = total
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         """Publish one assigned partition's consumer lag in messages."""

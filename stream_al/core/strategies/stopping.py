@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from stream_al.core.estimate import AccuracyEstimate
 
 #: A change of the policy's mode, or a drift it detected.
 EventKind = Literal["stopped", "resumed", "drift"]
+POLICY_EVENTS: tuple[EventKind, ...] = get_args(EventKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +37,13 @@ class PolicyEvent:
 class TargetStopping:
     """Stop once ``estimate.low >= target``; resume once ``estimate.value < target``.
 
+    Stopping also needs ``min_labels`` effective labels behind the estimate: a census of
+    the first dozen samples may have a high lower bound and say nothing of the stream.
+
     ``hold_until`` blocks stopping until a stream position (the policy sets it after a
     detected drift, so that labels from before the drift cannot stop it again).
 
-    >>> rule = TargetStopping(0.9)
+    >>> rule = TargetStopping(0.9, min_labels=30)
     >>> rule.update(AccuracyEstimate(0.95, 0.88, 0.98, 50, 50.0), position=100)
     >>> rule.update(AccuracyEstimate(0.96, 0.91, 0.98, 80, 80.0), position=200)
     'stopped'
@@ -48,10 +52,11 @@ class TargetStopping:
     'resumed'
     """
 
-    def __init__(self, target: float) -> None:
+    def __init__(self, target: float, min_labels: float = 30.0) -> None:
         if not 0.0 < target <= 1.0:
             raise ValueError(f"target accuracy must be in (0, 1], got {target}")
         self.target = target
+        self.min_labels = min_labels
         self.stopped = False
         self.hold_until = 0
 
@@ -59,7 +64,12 @@ class TargetStopping:
         """Take the latest estimate; return the change of mode it causes, if any."""
         if not estimate.known:
             return None
-        if not self.stopped and estimate.low >= self.target and position > self.hold_until:
+        if (
+            not self.stopped
+            and estimate.low >= self.target
+            and estimate.effective_labels >= self.min_labels
+            and position > self.hold_until
+        ):
             self.stopped = True
             return "stopped"
         if self.stopped and estimate.value < self.target:
