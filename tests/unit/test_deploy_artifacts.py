@@ -149,6 +149,8 @@ def test_dashboard_covers_every_operator_question() -> None:
         'stream_al_accuracy_estimate_ratio{estimate="random",scope="window"} >= 0',
         'stream_al_accuracy_estimate_low_ratio{estimate="random",scope="window"} >= 0',
         'stream_al_accuracy_estimate_high_ratio{estimate="random",scope="window"} >= 0',
+        "stream_al_strategy_stopped",
+        "sum by (kind) (increase(stream_al_policy_events_total",
         "histogram_quantile(0.99, sum by (job, le) (rate(stream_al_decision_latency_seconds_bucket",
         "histogram_quantile(0.99, sum by (job, le) (rate(stream_al_label_latency_seconds_bucket",
         "stream_al_consumer_lag_messages",
@@ -341,6 +343,7 @@ class SyntheticTraffic:
         good.label_outcome("learned")
         good.observe_label_latency(rng.uniform(1.0, 5.0))
         good.set_learner_gauges(0.1, 0.1, 0.42, max(0, 500 - tick), 3, 0.9, 100 + tick)
+        good.set_policy_state(False, 0.0, 0.005, {"stopped": tick // 10}, {"errors": tick // 20})
         good.set_accuracy_estimates(lambda kind, scope: AccuracyEstimate(0.93, 0.9, 0.95, 40, 40))
         good.set_lag("samples", 0, rng.randint(0, 20))
 
