@@ -38,6 +38,11 @@ StrategyName = Literal[
     "pool",
 ]
 
+EstimateName = Literal["random", "weighted"]
+DriftDetection = Literal["off", "errors", "uncertainty", "both"]
+#: Strategies that know each query's probability of being asked (the weighted estimate).
+WEIGHTED_STRATEGIES: tuple[StrategyName, ...] = ("adaptive", "random")
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -93,11 +98,47 @@ class StrategyConfig(_Frozen):
     #: Hard cap on the total number of labels asked for; None means no cap.
     max_labels: int | None = Field(None, ge=0)
     seed: int = 42
+    #: The unbiased accuracy estimate (``stream_al.core.estimate``): the window of samples
+    #: it covers, the confidence of its interval, and which estimate the stopping rule
+    #: reads: ``random`` (warm-up and exploration labels only; any strategy) or
+    #: ``weighted`` (every label by 1 / its probability; ``adaptive`` and ``random`` only).
+    estimate_window: int = Field(5000, ge=10)
+    estimate_confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    estimate: EstimateName = "random"
+    #: Stop spending on uncertainty once the estimate's lower bound reaches this accuracy,
+    #: resume when the estimate falls below it; None never stops (only ``max_labels`` does).
+    target_accuracy: float | None = Field(None, gt=0.0, le=1.0)
+    #: While stopped, the share of samples asked at random (monitoring the estimate);
+    #: None keeps the exploration rate, ``exploration * budget``.
+    monitoring_rate: float | None = Field(None, ge=0.0, le=1.0)
+    #: Drift detection (ADWIN): on the random labels' errors, on the uncertainty, or both.
+    drift_detection: DriftDetection = "off"
+    #: ADWIN's confidence delta: smaller detects later and more surely.
+    drift_delta: float = Field(0.002, gt=0.0, lt=1.0)
+    #: On a drift: exploration share for ``drift_duration`` samples (same budget) ...
+    drift_exploration: float = Field(0.5, ge=0.0, le=1.0)
+    drift_duration: int = Field(2000, ge=0)
+    #: ... restart the adaptive strategy's ranking window ...
+    drift_restart: bool = True
+    #: ... and rebuild the model from scratch (off: the model adapts on its own).
+    drift_reset_model: bool = False
 
     @model_validator(mode="after")
     def _sub_pool_fits(self) -> StrategyConfig:
         if self.sub_pool_size is not None and self.sub_pool_size > self.pool_size:
             raise ValueError("sub_pool_size must not exceed pool_size")
+        return self
+
+    @model_validator(mode="after")
+    def _estimate_fits(self) -> StrategyConfig:
+        if self.estimate == "weighted" and self.name not in WEIGHTED_STRATEGIES:
+            known = ", ".join(WEIGHTED_STRATEGIES)
+            raise ValueError(
+                f"estimate 'weighted' needs a strategy that knows its "
+                f"probabilities ({known}), not {self.name!r}"
+            )
+        if self.monitoring_rate is not None and self.monitoring_rate > self.budget:
+            raise ValueError("monitoring_rate must not exceed budget")
         return self
 
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from stream_al.core.config import LearnerConfig
+from stream_al.core.estimate import AccuracyEstimate, EstimateKind, EstimateScope
 from stream_al.core.models import build_model
 from stream_al.core.pending import Lookup, PendingQuery, PendingStore
 from stream_al.core.strategies import build_policy
@@ -141,7 +142,10 @@ class ActiveLearner:
         self.samples_seen = 0
         self.labels_learned = 0
         self.labels_by_status: Counter[str] = Counter()
+        #: Accuracy on the *queried* samples: the hardest by construction, so biased low
+        #: (the "hard-sample accuracy"); see ``accuracy_estimate`` for the whole stream.
         self.recent_accuracy = RollingMean(config.accuracy_window)
+        self.policy.monitor.open_max = config.pending_max
         self.recent_query_rate = RollingMean(config.strategy.window)
         self._recent: OrderedDict[str, _Recent] = OrderedDict()
         # Ids already learned, so a second label for one is not learned twice; bounded
@@ -256,6 +260,9 @@ class ActiveLearner:
             return self._outcome(Learned(LabelStatus.UNKNOWN_ID, detail=detail))
 
         _refuse_overflowing(features)
+        if self.policy.model_reset_requested:  # a detected drift asked for a fresh model
+            self.policy.model_reset_requested = False
+            self.model = build_model(self.config.model)
         self.model.learn_one(features, label.label)
         self.labels_learned += 1
         self._learned_ids[label.id] = None
@@ -264,7 +271,20 @@ class ActiveLearner:
         correct = None if pending is None else predicted == label.label
         if correct is not None:
             self.recent_accuracy.add(float(correct))
+            self.policy.labelled(label.id, correct)
         return self._outcome(Learned(LabelStatus.LEARNED, correct, asked_at))
+
+    def accuracy_estimate(
+        self, kind: EstimateKind | None = None, scope: EstimateScope = "window"
+    ) -> AccuracyEstimate:
+        """An unbiased estimate of the accuracy of *all* predictions, with its interval.
+
+        ``kind`` ``random`` rests on the warm-up and exploration labels, ``weighted`` on
+        every label by its probability of being asked (None: the configured one);
+        ``scope`` ``window`` covers the last ``strategy.estimate_window`` samples,
+        ``total`` the whole stream (see :mod:`stream_al.core.estimate`).
+        """
+        return self.policy.accuracy_estimate(kind, scope)
 
     def _outcome(self, learned: Learned) -> Learned:
         self.labels_by_status[learned.status] += 1
@@ -280,6 +300,7 @@ class ActiveLearner:
             "pending_queries": len(self.pending),
             "pending_evicted": self.pending.evicted,
             "recent_accuracy": self.recent_accuracy.value,
+            "accuracy_estimate": self.accuracy_estimate().as_dict(),
             "strategy": self.policy.state(),
             "model": self.model.describe(),
             "config": self.config.model_dump(mode="json"),

@@ -646,6 +646,14 @@ class Service:
             accuracy=None if math.isnan(accuracy) else accuracy,
             labels_learned=learner.labels_learned,
         )
+        self.metrics.set_accuracy_estimates(learner.accuracy_estimate)
+        self.metrics.set_policy_state(
+            stopped=policy.stopped,
+            labels_saved=policy.ledger.saved,
+            exploration_rate=policy.exploration_rate,
+            events=policy.event_counts,
+            drifts=policy.drifts_by_signal,
+        )
         self._update_lag()
 
     def _update_lag(self) -> None:

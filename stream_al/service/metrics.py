@@ -42,6 +42,15 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
+from stream_al.core.drift import DRIFT_SIGNALS
+from stream_al.core.estimate import (
+    ESTIMATE_KINDS,
+    ESTIMATE_SCOPES,
+    AccuracyEstimate,
+    EstimateKind,
+    EstimateScope,
+)
+from stream_al.core.strategies.stopping import POLICY_EVENTS
 from stream_al.core.types import QueryReason
 from stream_al.schemas import DeadLetterReason
 
@@ -227,7 +236,65 @@ class ServiceMetrics:
         )
         self._accuracy = Gauge(
             "stream_al_accuracy_ratio",
-            "Prequential accuracy over recent labeled samples; NaN before the first label.",
+            "Hard-sample accuracy: accuracy on recent *queried* samples, the hardest by "
+            "construction (biased low; see stream_al_accuracy_estimate_ratio); NaN before "
+            "the first label.",
+            registry=reg,
+        )
+        self._stopped = Gauge(
+            "stream_al_strategy_stopped",
+            "1 while the stopping rule holds (target accuracy reached: only random labels "
+            "at the monitoring rate), else 0.",
+            registry=reg,
+        )
+        self._labels_saved = Gauge(
+            "stream_al_labels_saved",
+            "Labels of the budget left unspent by the stopping rule.",
+            registry=reg,
+        )
+        self._exploration_rate = Gauge(
+            "stream_al_exploration_rate_ratio",
+            "Share of samples drawn at random now (raised after a drift, lowered when stopped).",
+            registry=reg,
+        )
+        self._policy_events = Counter(
+            "stream_al_policy_events_total",
+            "Changes the query policy made on its own: stopped, resumed, drift.",
+            ["kind"],
+            registry=reg,
+        )
+        self._drifts = Counter(
+            "stream_al_drifts_total",
+            "Drifts detected, by signal: errors (of the random labels) or uncertainty.",
+            ["signal"],
+            registry=reg,
+        )
+        self._counted: dict[tuple[str, str], float] = {}
+        estimate_labels = ["estimate", "scope"]
+        self._estimate = Gauge(
+            "stream_al_accuracy_estimate_ratio",
+            "Unbiased estimate of the accuracy of all predictions: estimate=random (warm-up "
+            "and exploration labels) or weighted (every label by 1 / its probability); "
+            "scope=window (recent samples) or total; NaN while unknown.",
+            estimate_labels,
+            registry=reg,
+        )
+        self._estimate_low = Gauge(
+            "stream_al_accuracy_estimate_low_ratio",
+            "Lower bound of the accuracy estimate's confidence interval.",
+            estimate_labels,
+            registry=reg,
+        )
+        self._estimate_high = Gauge(
+            "stream_al_accuracy_estimate_high_ratio",
+            "Upper bound of the accuracy estimate's confidence interval.",
+            estimate_labels,
+            registry=reg,
+        )
+        self._estimate_labels = Gauge(
+            "stream_al_accuracy_estimate_labels",
+            "Labels the accuracy estimate rests on.",
+            estimate_labels,
             registry=reg,
         )
         self._labels_learned = Gauge(
@@ -278,6 +345,14 @@ class ServiceMetrics:
             self._dead_letters.labels(reason=dl_reason)
         for origin in QUERY_ORIGINS:
             self._queries_recovered.labels(origin=origin)
+        for kind in ESTIMATE_KINDS:
+            for scope in ESTIMATE_SCOPES:
+                self.set_accuracy_estimate(kind, scope, AccuracyEstimate.none())
+        for event in POLICY_EVENTS:
+            self._policy_events.labels(kind=event)
+        for signal in DRIFT_SIGNALS:
+            self._drifts.labels(signal=signal)
+        self._exploration_rate.set(math.nan)
         # Unknown until the learner reports; NaN rather than a misleading 0.
         for gauge in (self._query_rate, self._budget, self._threshold, self._accuracy):
             gauge.set(math.nan)
@@ -363,6 +438,48 @@ class ServiceMetrics:
         self._pending.set(pending)
         self._accuracy.set(_gauge_value(accuracy, math.nan))
         self._labels_learned.set(labels_learned)
+
+    def set_accuracy_estimate(
+        self, kind: EstimateKind, scope: EstimateScope, estimate: AccuracyEstimate
+    ) -> None:
+        """Publish one accuracy estimate with its interval (NaN while unknown)."""
+        _check(kind, ESTIMATE_KINDS, "accuracy estimate")
+        _check(scope, ESTIMATE_SCOPES, "accuracy estimate scope")
+        self._estimate.labels(kind, scope).set(estimate.value)
+        self._estimate_low.labels(kind, scope).set(estimate.low)
+        self._estimate_high.labels(kind, scope).set(estimate.high)
+        self._estimate_labels.labels(kind, scope).set(estimate.labels)
+
+    def set_accuracy_estimates(
+        self, estimate: Callable[[EstimateKind, EstimateScope], AccuracyEstimate]
+    ) -> None:
+        """Publish every accuracy estimate, ``estimate(kind, scope)`` (the learner's)."""
+        for kind in ESTIMATE_KINDS:
+            for scope in ESTIMATE_SCOPES:
+                self.set_accuracy_estimate(kind, scope, estimate(kind, scope))
+
+    def set_policy_state(
+        self,
+        stopped: bool,
+        labels_saved: float,
+        exploration_rate: float,
+        events: Mapping[str, int],
+        drifts: Mapping[str, int],
+    ) -> None:
+        """Publish the stopping and drift state; ``events`` and ``drifts`` are running totals."""
+        self._stopped.set(1.0 if stopped else 0.0)
+        self._labels_saved.set(labels_saved)
+        self._exploration_rate.set(exploration_rate)
+        for family, counter, allowed, totals in (
+            ("kind", self._policy_events, POLICY_EVENTS, events),
+            ("signal", self._drifts, DRIFT_SIGNALS, drifts),
+        ):
+            for name, total in totals.items():
+                _check(name, allowed, f"policy {family}")
+                before = self._counted.get((family, name), 0.0)
+                if total > before:  # a restored learner's totals only ever add
+                    counter.labels(name).inc(total - before)
+                    self._counted[family, name] = total
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         """Publish one assigned partition's consumer lag in messages."""

@@ -8,6 +8,7 @@ offered to the strategy; only queried samples are ever learned, their labels arr
 from __future__ import annotations
 
 import csv
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +50,10 @@ class CurvePoint:
     samples: int
     labels: int
     accuracy: float
+    #: The learner's windowed accuracy estimate at this point (NaN before one exists).
+    estimate: float = math.nan
+    estimate_low: float = math.nan
+    estimate_high: float = math.nan
 
 
 @dataclass
@@ -67,6 +72,21 @@ class SimulationResult:
     label_delay: int
     label_noise: float
     curve: list[CurvePoint] = field(default_factory=list, repr=False)
+    #: The unbiased estimate of ``accuracy`` from the random labels, with its interval,
+    #: over the whole stream (None when there were none).
+    accuracy_estimate: float | None = None
+    accuracy_estimate_low: float | None = None
+    accuracy_estimate_high: float | None = None
+    #: The same from every label weighted by its probability (None if unknown).
+    accuracy_estimate_weighted: float | None = None
+    accuracy_estimate_weighted_low: float | None = None
+    accuracy_estimate_weighted_high: float | None = None
+    #: Accuracy on the queried samples only: the biased figure the estimates replace.
+    hard_sample_accuracy: float | None = None
+    #: Labels of the budget a stopping rule left unspent.
+    labels_saved: float = 0.0
+    #: What the policy decided on its own: stopped, resumed, drift (position, kind, detail).
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,9 +96,25 @@ class SimulationResult:
     def write_curve(self, path: Path) -> None:
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["samples", "labels", "accuracy"])
+            writer.writerow(
+                ["samples", "labels", "accuracy", "estimate", "estimate_low", "estimate_high"]
+            )
             for point in self.curve:
-                writer.writerow([point.samples, point.labels, f"{point.accuracy:.6f}"])
+                writer.writerow(
+                    [
+                        point.samples,
+                        point.labels,
+                        f"{point.accuracy:.6f}",
+                        *(
+                            f"{v:.6f}"
+                            for v in (point.estimate, point.estimate_low, point.estimate_high)
+                        ),
+                    ]
+                )
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
 def simulate(
@@ -107,6 +143,7 @@ def simulate(
     # Labels in flight: (step at which it arrives, label).
     in_flight: deque[tuple[int, LabelMessage]] = deque()
     correct = 0
+    hard_asked = hard_right = 0
     curve: list[CurvePoint] = []
 
     def deliver(until_step: int) -> None:
@@ -121,12 +158,20 @@ def simulate(
         if on_scored is not None:
             on_scored(example, scored)
         for query in scored.queries:
+            hard_asked += 1
+            hard_right += query.predicted_label == truth[query.id]
             answer = LabelMessage(id=query.id, label=oracle.answer(truth[query.id]))
             in_flight.append((step + label_delay + 1, answer))
         seen = step + 1
         if seen % curve_every == 0 or seen == len(examples):
-            curve.append(CurvePoint(seen, learner.policy.queries, correct / seen))
+            est = learner.accuracy_estimate()
+            point = CurvePoint(
+                seen, learner.policy.queries, correct / seen, est.value, est.low, est.high
+            )
+            curve.append(point)
     deliver(len(examples) + label_delay + 1)
+    random_total = learner.accuracy_estimate("random", "total")
+    weighted_total = learner.accuracy_estimate("weighted", "total")
 
     samples = len(examples)
     queries = learner.policy.queries
@@ -145,4 +190,13 @@ def simulate(
         label_delay=label_delay,
         label_noise=label_noise,
         curve=curve,
+        accuracy_estimate=_finite(random_total.value),
+        accuracy_estimate_low=_finite(random_total.low),
+        accuracy_estimate_high=_finite(random_total.high),
+        accuracy_estimate_weighted=_finite(weighted_total.value),
+        accuracy_estimate_weighted_low=_finite(weighted_total.low),
+        accuracy_estimate_weighted_high=_finite(weighted_total.high),
+        hard_sample_accuracy=hard_right / hard_asked if hard_asked else None,
+        labels_saved=learner.policy.ledger.saved,
+        events=[event.as_dict() for event in learner.policy.events],
     )

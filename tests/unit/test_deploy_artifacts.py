@@ -25,6 +25,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from stream_al.core.estimate import AccuracyEstimate
 from stream_al.service.metrics import ServiceMetrics
 from stream_al.settings import ENV_PREFIX, Settings
 from tests.prometheus_server import (
@@ -145,6 +146,11 @@ def test_dashboard_covers_every_operator_question() -> None:
         "sum by (reason) (rate(stream_al_queries_total",
         "sum by (status) (rate(stream_al_labels_total",
         "stream_al_accuracy_ratio",
+        'stream_al_accuracy_estimate_ratio{estimate="random",scope="window"} >= 0',
+        'stream_al_accuracy_estimate_low_ratio{estimate="random",scope="window"} >= 0',
+        'stream_al_accuracy_estimate_high_ratio{estimate="random",scope="window"} >= 0',
+        "stream_al_strategy_stopped",
+        "sum by (kind) (increase(stream_al_policy_events_total",
         "histogram_quantile(0.99, sum by (job, le) (rate(stream_al_decision_latency_seconds_bucket",
         "histogram_quantile(0.99, sum by (job, le) (rate(stream_al_label_latency_seconds_bucket",
         "stream_al_consumer_lag_messages",
@@ -337,6 +343,8 @@ class SyntheticTraffic:
         good.label_outcome("learned")
         good.observe_label_latency(rng.uniform(1.0, 5.0))
         good.set_learner_gauges(0.1, 0.1, 0.42, max(0, 500 - tick), 3, 0.9, 100 + tick)
+        good.set_policy_state(False, 0.0, 0.005, {"stopped": tick // 10}, {"errors": tick // 20})
+        good.set_accuracy_estimates(lambda kind, scope: AccuracyEstimate(0.93, 0.9, 0.95, 40, 40))
         good.set_lag("samples", 0, rng.randint(0, 20))
 
         # Unhealthy: far over budget, labels never learned, garbage input, falling behind.
@@ -346,6 +354,7 @@ class SyntheticTraffic:
         bad.label_outcome("expired")
         bad.sample_dead_lettered("not_json")
         bad.set_learner_gauges(0.6, 0.1, 0.05, None, 50 + tick, 0.5, 0)
+        # Nothing learned: no estimate (NaN), which the dashboard must leave out, not average.
         bad.set_lag("samples", 1, 2000 + 50 * tick)
         if tick % 20 == 0:
             bad.rebalanced()

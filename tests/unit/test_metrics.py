@@ -12,6 +12,9 @@ from collections.abc import Iterator, Mapping
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from stream_al.core.drift import DRIFT_SIGNALS
+from stream_al.core.estimate import ESTIMATE_KINDS, ESTIMATE_SCOPES, AccuracyEstimate
+from stream_al.core.strategies.stopping import POLICY_EVENTS
 from stream_al.service.metrics import (
     DEAD_LETTER_REASONS,
     LABEL_STATUSES,
@@ -238,6 +241,10 @@ def test_no_per_sample_values_end_up_in_labels() -> None:
         "topic": {"samples"},
         "partition": {"2"},
         "generation": {"0", "1", "2"},  # python_gc_* from the GC collector
+        "estimate": set(ESTIMATE_KINDS),
+        "scope": set(ESTIMATE_SCOPES),
+        "kind": set(POLICY_EVENTS),
+        "signal": set(DRIFT_SIGNALS),
     }
     seen_label_names: set[str] = set()
     for name, labels in rendered:
@@ -334,3 +341,47 @@ def test_a_taken_port_fails_with_a_message_naming_the_setting() -> None:
 def test_out_of_range_port_fails_fast() -> None:
     with pytest.raises(ValueError, match=r"metrics\.port"):
         ServiceMetrics(port=70000)
+
+
+def test_accuracy_estimates_render_by_estimate_and_scope(metrics: ServiceMetrics) -> None:
+    # Unknown until the learner reports: NaN, not 0.
+    assert math.isnan(
+        value(metrics, "stream_al_accuracy_estimate_ratio", estimate="random", scope="window")
+    )
+
+    def estimate(kind: str, scope: str) -> AccuracyEstimate:
+        if kind == "weighted":
+            return AccuracyEstimate.none()
+        return AccuracyEstimate(0.9 if scope == "window" else 0.8, 0.85, 0.93, 60, 60.0)
+
+    metrics.set_accuracy_estimates(estimate)  # type: ignore[arg-type]
+    labels = {"estimate": "random", "scope": "window"}
+    assert value(metrics, "stream_al_accuracy_estimate_ratio", **labels) == pytest.approx(0.9)
+    assert value(metrics, "stream_al_accuracy_estimate_low_ratio", **labels) == 0.85
+    assert value(metrics, "stream_al_accuracy_estimate_high_ratio", **labels) == 0.93
+    assert value(metrics, "stream_al_accuracy_estimate_labels", **labels) == 60
+    total = {"estimate": "random", "scope": "total"}
+    assert value(metrics, "stream_al_accuracy_estimate_ratio", **total) == pytest.approx(0.8)
+    weighted = {"estimate": "weighted", "scope": "window"}
+    assert math.isnan(value(metrics, "stream_al_accuracy_estimate_ratio", **weighted))
+    with pytest.raises(ValueError, match="unknown accuracy estimate"):
+        metrics.set_accuracy_estimate("biased", "window", AccuracyEstimate.none())  # type: ignore[arg-type]
+
+
+def test_policy_state_counts_events_from_running_totals(metrics: ServiceMetrics) -> None:
+    assert value(metrics, "stream_al_policy_events_total", kind="stopped") == 0
+    metrics.set_policy_state(True, 12.5, 0.005, {"stopped": 1}, {})
+    metrics.set_policy_state(True, 20.0, 0.005, {"stopped": 1}, {})  # same total: no new event
+    assert value(metrics, "stream_al_strategy_stopped") == 1
+    assert value(metrics, "stream_al_labels_saved") == 20.0
+    assert value(metrics, "stream_al_exploration_rate_ratio") == 0.005
+    assert value(metrics, "stream_al_policy_events_total", kind="stopped") == 1
+    metrics.set_policy_state(
+        False, 20.0, 0.025, {"stopped": 1, "resumed": 1, "drift": 1}, {"errors": 1}
+    )
+    assert value(metrics, "stream_al_strategy_stopped") == 0
+    assert value(metrics, "stream_al_policy_events_total", kind="resumed") == 1
+    assert value(metrics, "stream_al_drifts_total", signal="errors") == 1
+    assert value(metrics, "stream_al_drifts_total", signal="uncertainty") == 0
+    with pytest.raises(ValueError, match="unknown policy signal"):
+        metrics.set_policy_state(False, 0.0, 0.0, {}, {"weather": 1})

@@ -89,3 +89,27 @@ def test_simulate_plot_draws_a_png(tmp_path: Path) -> None:
     chart = tmp_path / "chart.png"
     assert main(["simulate", "--dataset", "phishing", "--budget", "0.1", "--plot", str(chart)]) == 0
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_simulate_json_has_the_accuracy_estimate_beside_the_true_accuracy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["simulate", "--dataset", "image-segments", "--budget", "0.1", "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    low, high = summary["accuracy_estimate_low"], summary["accuracy_estimate_high"]
+    assert low < summary["accuracy_estimate"] < high
+    # The interval holds the true accuracy; the accuracy on queried samples is far below it.
+    assert low <= summary["accuracy"] <= high
+    assert summary["hard_sample_accuracy"] < summary["accuracy"] - 0.2
+    weighted = summary["accuracy_estimate_weighted"]
+    assert summary["accuracy_estimate_weighted_low"] <= weighted
+    assert weighted <= summary["accuracy_estimate_weighted_high"]
+    assert summary["labels_saved"] == 0.0 and summary["events"] == []
+
+
+def test_the_curve_carries_the_windowed_estimate() -> None:
+    result = simulate(stream("phishing"), learner(0.1), dataset="phishing")
+    last = result.curve[-1]
+    assert last.estimate_low <= last.estimate <= last.estimate_high
+    assert last.estimate_low > 0.0 and last.estimate_high <= 1.0

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 from stream_al.core.config import StrategyConfig
+from stream_al.core.drift import DriftWatch
 from stream_al.core.strategies.adaptive import AdaptiveQuantile
 from stream_al.core.strategies.base import Decision, QueryPolicy, Selection
 from stream_al.core.strategies.budgeted import BudgetedPolicy
@@ -30,6 +31,7 @@ from stream_al.core.strategies.quantile import BalancedIncrementalQuantileFilter
 from stream_al.core.strategies.random_sampling import RandomSampling
 from stream_al.core.strategies.selector import Selector
 from stream_al.core.strategies.split import Split
+from stream_al.core.strategies.stopping import TargetStopping
 from stream_al.core.strategies.variable_uncertainty import (
     RandomizedVariableUncertainty,
     VariableUncertainty,
@@ -78,13 +80,32 @@ def build_selector(config: StrategyConfig) -> Selector:
     raise ValueError(f"unknown strategy name {c.name!r}")  # pragma: no cover (Literal)
 
 
-def build_policy(config: StrategyConfig) -> QueryPolicy:
+def build_policy(config: StrategyConfig) -> BudgetedPolicy:
     """The query policy ``config`` describes: its selector inside a :class:`BudgetedPolicy`."""
+    c = config
+    stopping = None if c.target_accuracy is None else TargetStopping(c.target_accuracy)
+    drift = None
+    if c.drift_detection != "off":
+        drift = DriftWatch(
+            errors=c.drift_detection in ("errors", "both"),
+            uncertainty=c.drift_detection in ("uncertainty", "both"),
+            delta=c.drift_delta,
+        )
     return BudgetedPolicy(
-        build_selector(config),
-        config.budget,
-        exploration=config.exploration,
-        warmup=config.warmup,
-        max_labels=config.max_labels,
-        seed=config.seed,
+        build_selector(c),
+        c.budget,
+        exploration=c.exploration,
+        warmup=c.warmup,
+        max_labels=c.max_labels,
+        seed=c.seed,
+        estimate_window=c.estimate_window,
+        estimate_confidence=c.estimate_confidence,
+        estimate=c.estimate,
+        stopping=stopping,
+        monitoring_rate=c.monitoring_rate,
+        drift=drift,
+        drift_exploration=c.drift_exploration,
+        drift_duration=c.drift_duration,
+        drift_restart=c.drift_restart,
+        drift_reset_model=c.drift_reset_model,
     )

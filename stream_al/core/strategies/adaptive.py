@@ -74,6 +74,7 @@ class AdaptiveQuantile(Selector):
         self.pacing_labels = pacing_labels
         self._rng = derive_rng(seed, self.name)
         self._rate = 0.0
+        self._probability = 0.0
 
     def loan(self, ledger: Ledger) -> float:
         """Labels of the head start still lent at this point of the stream."""
@@ -96,13 +97,40 @@ class AdaptiveQuantile(Selector):
         deficit = ledger.deficit + self.loan(ledger)
         self._rate = paced_rate(ledger.uncertain_budget, deficit, ledger.budget, self.pacing_labels)
         below, equal = self.window.count_below(uncertainty)
-        level = (below + self._rng.random() * (equal + 1)) / (len(self.window) + 1)
+        size = len(self.window)
+        level = (below + self._rng.random() * (equal + 1)) / (size + 1)
+        self._probability = self._pick_probability(below, equal, size, deficit, taken, ledger)
         self.window.add(uncertainty)
         # Forget the cold start: rank only against the newer half of the stream.
         self.window.trim(max(1, ledger.seen // 2))
         if taken or not ledger.selectable or level < 1.0 - self._rate:
             return []
         return [Selection(key, Decision(True, "uncertain", self.threshold))]
+
+    def _pick_probability(
+        self, below: int, equal: int, size: int, deficit: float, taken: bool, ledger: Ledger
+    ) -> float:
+        """``P(level >= 1 - b)`` over the tie-breaking draw ``xi``, given the window.
+
+        For a sample the wrapper took, ``b`` is the rate it would have had untaken (one
+        label less spent).
+        """
+        if not ledger.selectable:
+            return 0.0
+        rate = self._rate
+        if taken:
+            rate = paced_rate(
+                ledger.uncertain_budget, deficit + 1.0, ledger.budget, self.pacing_labels
+            )
+        cut = ((1.0 - rate) * (size + 1) - below) / (equal + 1)
+        return min(1.0, max(0.0, 1.0 - cut))
+
+    def selection_probability(self) -> float:
+        return self._probability
+
+    def restart(self) -> None:
+        """Empty the ranking window: after a drift, rank only against the new stream."""
+        self.window.trim(0)
 
     def state(self) -> dict[str, Any]:
         return {

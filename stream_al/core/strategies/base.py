@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from stream_al.core.estimate import AccuracyEstimate, EstimateKind, EstimateScope
 from stream_al.core.types import QueryReason
 
 
@@ -76,3 +77,12 @@ class QueryPolicy(ABC):
     @abstractmethod
     def state(self) -> dict[str, Any]:
         """A JSON-able snapshot for inspection (checkpoint inspect, logs)."""
+
+    def labelled(self, key: str, correct: bool) -> None:  # noqa: B027 (optional hook)
+        """Take the outcome of the label of ``key``: was the prediction made then right?"""
+
+    def accuracy_estimate(
+        self, kind: EstimateKind | None = None, scope: EstimateScope = "window"
+    ) -> AccuracyEstimate:
+        """An unbiased estimate of the accuracy of all predictions; none by default."""
+        return AccuracyEstimate.none()

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter, deque
 from typing import Any
 
+from stream_al.core.drift import DriftSignal, DriftWatch
+from stream_al.core.estimate import (
+    AccuracyEstimate,
+    AccuracyMonitor,
+    Asked,
+    EstimateKind,
+    EstimateScope,
+)
 from stream_al.core.strategies.base import Decision, QueryPolicy, Selection
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.selector import Selector, check_uncertainty, derive_rng
+from stream_al.core.strategies.stopping import EventKind, PolicyEvent, TargetStopping, describe
 from stream_al.core.types import QueryReason
+
+log = logging.getLogger(__name__)
 
 
 class BudgetedPolicy(QueryPolicy):
@@ -29,6 +42,23 @@ class BudgetedPolicy(QueryPolicy):
        ``B`` over the long run.
 
     The hard cap ``max_labels`` is never exceeded: once reached nothing is queried.
+
+    Every query is remembered with the probability that it would be asked (see
+    :class:`~stream_al.core.estimate.Asked`); :meth:`labelled` takes each label's outcome
+    and feeds the unbiased accuracy estimates (``monitor``). Two optional reactions use
+    them, both off by default:
+
+    * *Stopping* (``stopping``): once the estimate's lower bound reaches the target, the
+      selector is paused and only random labels are asked, at ``monitoring_rate``; the
+      budget not spent is ``ledger.saved``. It resumes when the estimate falls below the
+      target.
+    * *Drift response* (``drift``): when a detector sees the random labels' error rate or
+      the uncertainty rise, exploration is raised to ``drift_exploration`` for
+      ``drift_duration`` samples (the labels still come out of the same budget), the
+      selector's window is restarted (``drift_restart``), a stopped policy resumes and may
+      not stop again until the estimate's window holds only post-drift samples, and
+      ``model_reset_requested`` is set when ``drift_reset_model`` is on (the learner then
+      rebuilds its model before its next label).
     """
 
     def __init__(
@@ -40,6 +70,16 @@ class BudgetedPolicy(QueryPolicy):
         warmup: int = 0,
         max_labels: int | None = None,
         seed: int = 42,
+        estimate_window: int = 5000,
+        estimate_confidence: float = 0.95,
+        estimate: EstimateKind = "random",
+        stopping: TargetStopping | None = None,
+        monitoring_rate: float | None = None,
+        drift: DriftWatch | None = None,
+        drift_exploration: float = 0.5,
+        drift_duration: int = 2000,
+        drift_restart: bool = True,
+        drift_reset_model: bool = False,
     ) -> None:
         if warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {warmup}")
@@ -48,6 +88,24 @@ class BudgetedPolicy(QueryPolicy):
         self.warmup = warmup
         self.lookback = selector.lookback
         self._rng = derive_rng(seed, "budgeted")
+        self.monitor = AccuracyMonitor(estimate_window, estimate_confidence)
+        self.estimate_kind: EstimateKind = estimate
+        self.stopping = stopping
+        rate = exploration * budget if monitoring_rate is None else monitoring_rate
+        if not 0.0 <= rate <= budget:
+            raise ValueError(f"monitoring rate must be in [0, budget], got {rate}")
+        self.monitoring_rate = rate
+        self.drift = drift
+        self.base_exploration = exploration
+        self.drift_exploration = drift_exploration
+        self.drift_duration = drift_duration
+        self.drift_restart = drift_restart
+        self.drift_reset_model = drift_reset_model
+        self.boost_until = 0
+        self.model_reset_requested = False
+        self.events: deque[PolicyEvent] = deque(maxlen=100)
+        self.event_counts: Counter[str] = Counter()
+        self.drifts_by_signal: Counter[str] = Counter()
 
     @property
     def in_warmup(self) -> bool:
@@ -56,19 +114,39 @@ class BudgetedPolicy(QueryPolicy):
 
     def _wrapper_reason(self) -> QueryReason | None:
         """The wrapper's own decision on the current sample, if it queries it."""
-        ledger = self.ledger
         if self.in_warmup:
             return "warm-up"
         # Draw on every sample after warm-up so the draws do not depend on the selector.
-        if self._rng.random() < ledger.exploration * ledger.budget:
+        if self._rng.random() < self.exploration_rate:
             return "exploration"
         return None
+
+    @property
+    def exploration_rate(self) -> float:
+        """The probability that a sample after warm-up is drawn for exploration now."""
+        if self.ledger.paused:
+            return self.monitoring_rate
+        return self.ledger.exploration * self.ledger.budget
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a stopping rule holds: only random labels, at the monitoring rate."""
+        return self.ledger.paused
 
     def offer(self, key: str, uncertainty: float) -> list[Selection]:
         uncertainty = check_uncertainty(uncertainty)
         ledger = self.ledger
         ledger.see()
+        if ledger.paused:
+            # The budget of this sample beyond the monitoring labels is saved, not owed.
+            ledger.saved += ledger.budget - self.monitoring_rate
         ledger.held = self.in_warmup
+        if self.boost_until and ledger.seen > self.boost_until:
+            self.boost_until = 0
+            ledger.exploration = self.base_exploration
+        warmup = ledger.held
+        drawn = ledger.can_query and not warmup
+        q = self.exploration_rate if drawn else 0.0
         reason = self._wrapper_reason() if ledger.can_query else None
         selections: list[Selection] = []
         if reason is not None:
@@ -81,10 +159,89 @@ class BudgetedPolicy(QueryPolicy):
             ledger.record(picked.decision.reason)
             selections.append(picked)
         ledger.held = False
+        self._remember(selections, key, warmup, q)
+        if self.drift is not None and self.drift.uncertainty(uncertainty):
+            self._drifted("uncertainty")
         return selections
 
     def recover(self, reason: QueryReason, samples_seen: int) -> None:
         self.ledger.recover(reason, samples_seen)
+
+    def _remember(self, selections: list[Selection], key: str, warmup: bool, q: float) -> None:
+        """Note each query's probability of being asked, for the accuracy estimates."""
+        if not selections:
+            return
+        position = self.ledger.seen
+        p_pick = self.selector.selection_probability()
+        for selection in selections:
+            reason = selection.decision.reason
+            assert reason is not None
+            if warmup:
+                probability: float | None = 1.0
+                random_probability: float | None = 1.0
+            elif selection.key != key:  # a pool's pick from its buffer: unknown
+                probability = random_probability = None
+            else:
+                probability = None if p_pick is None else q + (1.0 - q) * p_pick
+                random_probability = None
+                if reason == "exploration":
+                    random_probability = probability if self.selector.model_free else q
+            self.monitor.asked(
+                selection.key, Asked(position, reason, probability, random_probability)
+            )
+
+    # -- labels, estimates, stopping and drift ------------------------------------------
+
+    def labelled(self, key: str, correct: bool) -> None:
+        outcome = self.monitor.labelled(key, correct)
+        if outcome is None:
+            return
+        random = outcome.asked.random_probability is not None
+        if random and self.drift is not None and self.drift.error(not correct):
+            self._drifted("errors")
+        if self.stopping is not None:
+            estimate = self.accuracy_estimate(self.estimate_kind)
+            change = self.stopping.update(estimate, self.ledger.seen)
+            if change is not None:
+                self._set_paused(change == "stopped")
+                self._event(change, f"accuracy estimate {describe(estimate)}")
+
+    def accuracy_estimate(
+        self, kind: EstimateKind | None = None, scope: EstimateScope = "window"
+    ) -> AccuracyEstimate:
+        """The unbiased accuracy estimate of ``kind`` (the configured one by default)."""
+        kind = self.estimate_kind if kind is None else kind
+        return self.monitor.estimate(kind, self.ledger.seen, scope)
+
+    def _set_paused(self, paused: bool) -> None:
+        self.ledger.paused = paused
+
+    def _drifted(self, signal: DriftSignal) -> None:
+        ledger = self.ledger
+        self.drifts_by_signal[signal] += 1
+        actions = []
+        if self.drift_duration > 0 and self.drift_exploration > self.base_exploration:
+            self.boost_until = ledger.seen + self.drift_duration
+            ledger.exploration = self.drift_exploration
+            actions.append(f"exploration {self.drift_exploration} until {self.boost_until}")
+        if self.drift_restart:
+            self.selector.restart()
+            actions.append("selector window restarted")
+        if self.drift_reset_model:
+            self.model_reset_requested = True
+            actions.append("model reset")
+        self._event("drift", f"{signal} rose; " + ", ".join(actions or ["no action"]))
+        if self.stopping is not None:
+            hold = ledger.seen + self.monitor.window
+            if self.stopping.resume(hold):
+                self._set_paused(False)
+                self._event("resumed", f"drift; no stopping before sample {hold}")
+
+    def _event(self, kind: EventKind, detail: str) -> None:
+        event = PolicyEvent(self.ledger.seen, kind, detail)
+        self.events.append(event)
+        self.event_counts[kind] += 1
+        log.info("query policy %s at sample %d: %s", kind, event.position, detail)
 
     @property
     def threshold(self) -> float | None:
@@ -110,4 +267,8 @@ class BudgetedPolicy(QueryPolicy):
             "in_warmup": self.in_warmup,
             "exploration": self.ledger.exploration,
             "selector": self.selector.state(),
+            "accuracy_estimate": self.monitor.state(self.ledger.seen),
+            "stopping": None if self.stopping is None else self.stopping.state(),
+            "drift": None if self.drift is None else self.drift.state(),
+            "events": [event.as_dict() for event in self.events],
         }

@@ -39,6 +39,10 @@ class Ledger:
     by_reason: dict[str, int] = field(default_factory=_zero_counts)
     #: Set by the wrapper while only it may query (warm-up): selectors watch but do not pick.
     held: bool = False
+    #: Set by the wrapper while a stopping rule holds: selectors watch but do not pick.
+    paused: bool = False
+    #: Labels of the budget left unspent while paused; not owed, so never repaid.
+    saved: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.budget <= 1.0:
@@ -50,8 +54,8 @@ class Ledger:
 
     @property
     def deficit(self) -> float:
-        """Labels behind budget (``B * seen - queried``); negative when ahead of it."""
-        return self.budget * self.seen - self.queried
+        """Labels behind budget (``B * seen - queried - saved``); negative when ahead of it."""
+        return self.budget * self.seen - self.queried - self.saved
 
     @property
     def uncertain_budget(self) -> float:
@@ -74,7 +78,7 @@ class Ledger:
     @property
     def selectable(self) -> bool:
         """Whether a selector may pick a sample now: not held, and under the cap."""
-        return not self.held and self.can_query
+        return not self.held and not self.paused and self.can_query
 
     def see(self) -> None:
         """Count one more offered sample."""
@@ -107,4 +111,6 @@ class Ledger:
             "by_reason": dict(self.by_reason),
             "max_labels": self.max_labels,
             "labels_remaining": self.remaining,
+            "paused": self.paused,
+            "saved": self.saved,
         }

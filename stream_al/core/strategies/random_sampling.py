@@ -31,6 +31,7 @@ class RandomSampling(Selector):
     """
 
     name = "random"
+    model_free = True
 
     def __init__(self, pacing_labels: float = 10.0, seed: int = 42) -> None:
         if pacing_labels <= 0.0:
@@ -38,6 +39,7 @@ class RandomSampling(Selector):
         self.pacing_labels = pacing_labels
         self._rng = derive_rng(seed, self.name)
         self._rate = 0.0
+        self._probability = 0.0
 
     @property
     def threshold(self) -> None:
@@ -49,9 +51,19 @@ class RandomSampling(Selector):
         )
         # Draw on every sample, taken or not, so the draws do not depend on the wrapper.
         draw = self._rng.random()
+        # Had the wrapper not taken it, one label less would have been spent.
+        untaken = self._rate
+        if taken:
+            untaken = paced_rate(
+                ledger.uncertain_budget, ledger.deficit + 1.0, ledger.budget, self.pacing_labels
+            )
+        self._probability = untaken if ledger.selectable else 0.0
         if taken or not ledger.selectable or draw >= self._rate:
             return []
         return [Selection(key, Decision(True, "exploration", None))]
+
+    def selection_probability(self) -> float:
+        return self._probability
 
     def state(self) -> dict[str, Any]:
         return {"name": self.name, "rate": self._rate, "pacing_labels": self.pacing_labels}

@@ -27,6 +27,8 @@ class Selector(ABC):
     name: str = "selector"
     #: How many of the most recent samples a selection may refer to.
     lookback: int = 1
+    #: Whether the selector's picks ignore the model (then they are random labels too).
+    model_free: bool = False
 
     @abstractmethod
     def offer(self, key: str, uncertainty: float, taken: bool, ledger: Ledger) -> list[Selection]:
@@ -42,6 +44,18 @@ class Selector(ABC):
     @abstractmethod
     def threshold(self) -> float | None:
         """The uncertainty cut in force now, if the selector has one."""
+
+    def selection_probability(self) -> float | None:
+        """The probability that the last ``offer`` would select its sample, given the past.
+
+        Counterfactual for a sample the wrapper took: what the selector would have done
+        had it been offered it untaken. None when the selector cannot tell (the accuracy
+        estimate weighted by it is then undefined).
+        """
+        return None
+
+    def restart(self) -> None:  # noqa: B027 (optional hook, a no-op by default)
+        """Forget the statistics of the past stream (after a detected drift)."""
 
     @abstractmethod
     def state(self) -> dict[str, Any]:

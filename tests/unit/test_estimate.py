@@ -1,0 +1,139 @@
+"""The unbiased accuracy estimates: intervals, windows, the probabilities behind the weights."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from stream_al.core.config import StrategyConfig
+from stream_al.core.estimate import AccuracyEstimate, AccuracyLog, wilson, z_value
+from stream_al.core.strategies import build_policy
+
+
+def test_wilson_matches_the_textbook_values() -> None:
+    # Agresti & Coull (1998) / Newcombe (1998): 95 % score interval.
+    low, high = wilson(0.5, 100, z_value(0.95))
+    assert (low, high) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    low, high = wilson(0.0, 10, z_value(0.95))
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.2775, abs=1e-4)
+    assert all(math.isnan(v) for v in wilson(0.5, 0, 1.96))
+
+
+def test_equal_weights_give_the_plain_share_and_wilson() -> None:
+    log = AccuracyLog(window=100)
+    for i in range(40):
+        log.add(position=i + 1, correct=i % 4 != 0, probability=0.1)
+    estimate = log.estimate(now=40)
+    assert estimate.value == pytest.approx(0.75)
+    assert estimate.effective_labels == pytest.approx(40)
+    assert (estimate.low, estimate.high) == pytest.approx(wilson(0.75, 40, z_value(0.95)))
+
+
+def test_the_window_holds_samples_by_position_even_when_labels_come_late() -> None:
+    log = AccuracyLog(window=10)
+    log.add(position=5, correct=False, probability=1.0)
+    log.add(position=12, correct=True, probability=1.0)
+    log.add(position=3, correct=False, probability=1.0)  # a late label of an old sample
+    assert log.estimate(now=12).labels == 3  # positions 3, 5 and 12 are in (2, 12]
+    assert log.estimate(now=14).labels == 2  # position 3 left, position 5 still in
+    assert log.estimate(now=15).value == 1.0  # only position 12 in (5, 15]
+    total = log.estimate(now=15, scope="total")
+    assert total.labels == 3 and total.value == pytest.approx(1 / 3)
+
+
+def test_weights_undo_unequal_probabilities() -> None:
+    # Wrong samples asked with pi = 1, right ones with pi = 0.1: one right label stands for
+    # ten samples, so 10 asked of each kind estimate 100 right against 10 wrong.
+    log = AccuracyLog(window=1000, kind="weighted")
+    for i in range(10):
+        log.add(2 * i + 1, correct=False, probability=1.0)
+        log.add(2 * i + 2, correct=True, probability=0.1, explored=True)
+    assert log.estimate(now=20).value == pytest.approx(100 / 110)
+
+
+def test_a_census_is_exact_and_an_unknown_probability_voids_the_weighted_estimate() -> None:
+    log = AccuracyLog(window=100, kind="weighted")
+    for i in range(10):
+        log.add(i + 1, correct=i < 7, probability=1.0)
+    census = log.estimate(now=10)
+    assert census.value == census.low == census.high == pytest.approx(0.7)
+    log.add(11, correct=True, probability=None)
+    assert not log.estimate(now=11).known
+    assert not log.estimate(now=11, scope="total").known
+    assert log.estimate(now=200).labels == 0  # the unknown one left the window too
+
+
+def test_probabilities_outside_zero_one_are_refused() -> None:
+    log = AccuracyLog(window=10)
+    for bad in (0.0, -0.1, 1.5, math.nan):
+        with pytest.raises(ValueError, match="probability"):
+            log.add(1, correct=True, probability=bad)
+
+
+def run_policy(seed: int, samples: int = 5000) -> dict[str, float]:
+    """The adaptive policy on a synthetic stream where the model errs where it is unsure.
+
+    Each sample's uncertainty u is uniform, and its prediction is right with probability
+    ``1 - u^3``: the queried (uncertain) samples are the ones most often wrong. B = 0.1 and
+    exploration 0.3 give about 150 random labels per run, so that the mean of 30 runs is
+    within 0.006 (one standard error) of the truth.
+    """
+    policy = build_policy(StrategyConfig(budget=0.1, exploration=0.3, seed=seed))
+    rng = random.Random(seed)
+    right = asked = asked_right = 0
+    inverse = 0.0
+    for i in range(samples):
+        u = rng.random()
+        correct = rng.random() >= u**3
+        right += correct
+        for selection in policy.offer(str(i), u):
+            asked += 1
+            asked_right += correct
+            probability = policy.monitor._open[selection.key].probability
+            assert probability is not None
+            inverse += 1.0 / probability
+            policy.labelled(selection.key, correct)
+    random_est = policy.accuracy_estimate("random", "total")
+    weighted = policy.accuracy_estimate("weighted", "total")
+    return {
+        "true": right / samples,
+        "hard": asked_right / asked,
+        "inverse": inverse,
+        "random": random_est.value,
+        "random_in": random_est.low <= right / samples <= random_est.high,
+        "weighted": weighted.value,
+        "weighted_in": weighted.low <= right / samples <= weighted.high,
+        "random_width": random_est.high - random_est.low,
+        "weighted_width": weighted.high - weighted.low,
+    }
+
+
+def test_the_policy_knows_each_querys_probability() -> None:
+    # Horvitz-Thompson: the sum of 1 / pi over the queried samples estimates the number
+    # of samples. A wrong pi (say the budget rate for every query) misses by far.
+    runs = [run_policy(seed, samples=4000) for seed in range(8)]
+    mean = sum(run["inverse"] for run in runs) / len(runs)
+    assert mean == pytest.approx(4000, rel=0.1)
+
+
+def test_both_estimates_cover_the_true_accuracy_where_the_hard_sample_one_fails() -> None:
+    runs = [run_policy(seed) for seed in range(30)]
+    true = sum(run["true"] for run in runs) / len(runs)
+    hard = sum(run["hard"] for run in runs) / len(runs)
+    assert hard < true - 0.2  # the queried samples are the hard ones
+    for kind in ("random", "weighted"):
+        mean = sum(run[kind] for run in runs) / len(runs)
+        assert mean == pytest.approx(true, abs=0.02), kind
+        coverage = sum(bool(run[f"{kind}_in"]) for run in runs) / len(runs)
+        assert coverage >= 0.85, (kind, coverage)
+    # Stratified by probability, the weighted estimate is the tighter one.
+    random_width = sum(run["random_width"] for run in runs) / len(runs)
+    weighted_width = sum(run["weighted_width"] for run in runs) / len(runs)
+    assert weighted_width < random_width
+
+
+def test_no_estimate_is_nan_everywhere() -> None:
+    none = AccuracyEstimate.none()
+    assert not none.known and math.isnan(none.low) and none.labels == 0
