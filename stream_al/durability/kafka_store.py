@@ -8,8 +8,9 @@ the log cleaner ran. The reader mirrors compaction (latest value per record key,
 tombstones delete) so its answer does not depend on when the cleaner last ran.
 
 Trust. Anyone who can produce to the topic could plant a pickle, so every value must
-carry an HMAC-SHA256 signature made with ``checkpoint.hmac_key``; the store refuses
-to start without one. The signature also covers the record key and sequence number:
+carry an HMAC-SHA256 signature made with the key every replica shares
+(``checkpoint.hmac_key`` or ``checkpoint.key_file``); the store refuses to start
+without one. The signature also covers the record key and sequence number:
 a value signed for one replica or slot is refused under another. What a signature
 cannot prevent is a writer replaying an *older* genuine value of the same record key
 (a rollback); restrict produce rights on the topic with ACLs.
@@ -22,6 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -29,8 +31,9 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from stream_al.durability.checkpoint import Checkpoint
-from stream_al.durability.envelope import open_envelope, seal, validate_hmac_key
+from stream_al.durability.envelope import open_envelope, seal
 from stream_al.durability.errors import CheckpointConfigError, CheckpointError, CheckpointTooLarge
+from stream_al.durability.keys import shared_store_key
 from stream_al.durability.store import Candidate, restore_latest
 
 log = logging.getLogger(__name__)
@@ -81,11 +84,14 @@ class KafkaCheckpointStore:
             consumer (``bootstrap_servers``, ``security_protocol``, ``ssl_*``,
             ``sasl_*``, ``client_id``, ...). Keys no client knows are refused; keys the
             store sets itself (serializers, ``acks``, sizes, group settings) are ignored.
-        hmac_key: ``checkpoint.hmac_key``, required, at least 16 bytes.
+        hmac_key: ``checkpoint.hmac_key``, at least 16 bytes; wins over ``key_file``.
         keep: checkpoints kept per key (``checkpoint.keep``).
         max_bytes: largest checkpoint accepted (``checkpoint.max_bytes``).
         replication_factor: for topic creation; -1 takes the broker default.
         timeout_s: bound on each Kafka operation (send, topic read, admin calls).
+        key_file: ``checkpoint.key_file``, used when ``hmac_key`` is ``None``; must
+            exist (it is never generated: every replica needs the same key). One of
+            the two is required.
     """
 
     def __init__(
@@ -98,13 +104,9 @@ class KafkaCheckpointStore:
         max_bytes: int = DEFAULT_MAX_BYTES,
         replication_factor: int = -1,
         timeout_s: float = 30.0,
+        key_file: Path | None = None,
     ) -> None:
-        if hmac_key is None:
-            raise CheckpointConfigError(
-                "the Kafka checkpoint store requires checkpoint.hmac_key: checkpoints are "
-                "pickles, and anything read back from Kafka must be signed"
-            )
-        validate_hmac_key(hmac_key)
+        hmac_key = shared_store_key(hmac_key, key_file)
         if keep < 1:
             raise CheckpointConfigError(f"checkpoint.keep must be at least 1 (got {keep})")
         if max_bytes < 1024:
@@ -206,9 +208,7 @@ class KafkaCheckpointStore:
                 f"(key {record.record_key!r}, seq {record.seq})"
             )
             context = _context(record.record_key, record.seq)
-            load = partial(
-                open_envelope, record.value, self._hmac_key, context, require_signature=True
-            )
+            load = partial(open_envelope, record.value, self._hmac_key, context)
             yield source, load
 
     def _read_back(self) -> tuple[list[_Record], int]:

@@ -23,6 +23,7 @@ from stream_al.durability import (
 )
 from stream_al.durability.envelope import seal
 from stream_al.durability.kafka_store import SEQ_HEADER
+from tests.forgery import unsigned
 
 pytestmark = pytest.mark.kafka
 
@@ -153,7 +154,7 @@ def test_foreign_messages_are_refused_and_the_previous_valid_one_is_used(
     store.save(checkpoint(2))  # seq 2, slot 2
     exploit = Checkpoint(_Exploit(), {}, FINGERPRINT)
     # No key: may imitate the format and the checksum, cannot sign.
-    produce(kafka_bootstrap, topic, f"{SERVICE_KEY}/0", seal(exploit, None, b""), seq=3)
+    produce(kafka_bootstrap, topic, f"{SERVICE_KEY}/0", unsigned(exploit), seq=3)
     # Another key: a valid signature, but not ours (and no sequence number at all).
     produce(kafka_bootstrap, topic, SERVICE_KEY, seal(exploit, OTHER_KEY, b""), seq=None)
     EXECUTED.clear()
