@@ -24,6 +24,7 @@ from stream_al.core.config import (
     StrategyName,
 )
 from stream_al.durability import CheckpointError
+from stream_al.durability.keys import HMAC_KEY_ENV, KEY_FILE_ENV
 from stream_al.service.checkpointing import CheckpointRefused
 from stream_al.settings import Settings, SettingsError, load_settings
 from stream_al.sim.datasets import DATASETS, stream
@@ -159,11 +160,32 @@ def _oracle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect_checkpoint(args: argparse.Namespace) -> int:
-    from stream_al.durability import inspect_checkpoint
+def _inspection_key(key_file: Path | None) -> bytes | None:
+    """The key to verify with: ``--key-file``, else as the service finds it, else none.
 
-    key = os.environ.get("STREAM_AL_CHECKPOINT__HMAC_KEY")
-    description = inspect_checkpoint(args.path, key.encode() if key else None)
+    The service's order: ``$STREAM_AL_CHECKPOINT__HMAC_KEY``, then
+    ``$STREAM_AL_CHECKPOINT__KEY_FILE``, then the default key file if it exists (never
+    generated here: a new key verifies nothing).
+    """
+    from stream_al.durability.keys import default_key_file, read_key_file
+
+    if key_file is not None:
+        return read_key_file(key_file)
+    if key := os.environ.get(HMAC_KEY_ENV):
+        return key.encode()
+    if named := os.environ.get(KEY_FILE_ENV):
+        return read_key_file(Path(named).expanduser())
+    default = default_key_file()
+    return read_key_file(default) if default.exists() else None
+
+
+def _inspect_checkpoint(args: argparse.Namespace) -> int:
+    from stream_al.durability import CheckpointInvalid, inspect_checkpoint
+
+    try:
+        description = inspect_checkpoint(args.path, _inspection_key(args.key_file))
+    except CheckpointInvalid as exc:
+        raise type(exc)(f"checkpoint {args.path} refused: {exc}") from exc
     print(json.dumps(description, indent=2, sort_keys=True, default=str))
     return 0
 
@@ -213,9 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoint_commands = checkpoint.add_subparsers(dest="checkpoint_command", required=True)
     inspect = checkpoint_commands.add_parser(
         "inspect",
-        help="print a checkpoint file as JSON (verified with $STREAM_AL_CHECKPOINT__HMAC_KEY)",
+        help="print a checkpoint file as JSON; its content only once its signature verified",
+        description="Without a key only the envelope is shown (nothing is unpickled). The key: "
+        f"--key-file, else ${HMAC_KEY_ENV}, else ${KEY_FILE_ENV}, else the "
+        "default key file if it exists.",
     )
     inspect.add_argument("path", type=Path)
+    inspect.add_argument("--key-file", type=Path, help="file holding the signing key")
     inspect.set_defaults(handler=_inspect_checkpoint)
     return parser
 

@@ -16,7 +16,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -100,21 +108,35 @@ class MetricsSettings(_Section):
 class CheckpointSettings(_Section):
     #: Local folder for checkpoints; empty turns local checkpoints off.
     directory: Path | None = None
-    #: Kafka topic (compacted) for checkpoints; needs ``hmac_key``.
+    #: Kafka topic (compacted) for checkpoints; needs ``hmac_key`` or ``key_file``.
     topic: str | None = None
     every_labels: int = Field(500, ge=1)
     every_seconds: float = Field(60.0, gt=0)
     keep: int = Field(3, ge=1)
+    #: The signing key itself; wins over ``key_file``.
     hmac_key: SecretStr | None = None
+    #: File holding the signing key (mode 0600, outside ``directory``). Unset, a directory
+    #: store uses ``$XDG_CONFIG_HOME/stream_al/checkpoint.key`` (else
+    #: ``~/.config/stream_al/checkpoint.key``), generated if missing.
+    key_file: Path | None = None
     #: Bound on one checkpoint save or read (and on the final save at shutdown).
     timeout_seconds: float = Field(10.0, gt=0)
     #: Ignore a checkpoint that does not fit the configuration instead of refusing to start.
     start_fresh: bool = False
 
+    @field_validator("key_file")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
     @model_validator(mode="after")
     def _topic_needs_key(self) -> CheckpointSettings:
-        if self.topic and self.hmac_key is None:
-            raise ValueError("checkpoint.hmac_key is required when checkpoint.topic is set")
+        # Never a generated key: every replica, on whatever machine, must sign alike.
+        if self.topic and self.hmac_key is None and self.key_file is None:
+            raise ValueError(
+                "checkpoint.hmac_key or checkpoint.key_file is required when checkpoint.topic "
+                "is set (a key shared by every replica)"
+            )
         return self
 
 

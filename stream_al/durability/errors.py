@@ -21,11 +21,11 @@ class CheckpointInvalid(CheckpointError):
 
 
 class CheckpointCorrupt(CheckpointInvalid):
-    """Truncated, bad magic bytes, wrong length, checksum mismatch or unpicklable."""
+    """Truncated, bad magic bytes, wrong length, unknown digest kind or unpicklable."""
 
 
 class CheckpointUntrusted(CheckpointInvalid):
-    """Missing, foreign or non-matching HMAC signature: never unpickled."""
+    """Missing (checksum only), foreign or non-matching HMAC signature: never unpickled."""
 
 
 class UnsupportedCheckpointVersion(CheckpointError):
@@ -76,7 +76,8 @@ class NoValidCheckpoint(CheckpointError):
         listing = "; ".join(f"{source}: {reason}" for source, reason in self.failures)
         super().__init__(
             f"none of the {len(self.failures)} stored checkpoints is usable ({listing}). "
-            "Fix the cause (e.g. checkpoint.hmac_key) or start fresh explicitly."
+            "Fix the cause (e.g. checkpoint.hmac_key or checkpoint.key_file) or start fresh "
+            "explicitly."
         )
 
 

@@ -4,24 +4,35 @@ Layout. The store writes checkpoint number ``seq`` (1, 2, 3, ...) under the reco
 key ``"{key}/{seq % keep}"`` with a header ``stream-al-seq``. Compaction keeps the
 latest value of each record key, so the topic always holds the last ``keep``
 checkpoints of every service key: there is an older one to fall back to even after
-the log cleaner ran. The reader mirrors compaction (latest value per record key,
-tombstones delete) so its answer does not depend on when the cleaner last ran.
+the log cleaner ran.
 
 Trust. Anyone who can produce to the topic could plant a pickle, so every value must
-carry an HMAC-SHA256 signature made with ``checkpoint.hmac_key``; the store refuses
-to start without one. The signature also covers the record key and sequence number:
-a value signed for one replica or slot is refused under another. What a signature
-cannot prevent is a writer replaying an *older* genuine value of the same record key
-(a rollback); restrict produce rights on the topic with ACLs.
+carry an HMAC-SHA256 signature made with the key every replica shares
+(``checkpoint.hmac_key`` or ``checkpoint.key_file``); the store refuses to start
+without one. The signature also covers the record key and sequence number: a value
+signed for one replica or slot is refused under another.
+
+Reading. Because anyone may also write under this replica's record keys, "the latest
+value of a key" is not what the reader keeps: it verifies each record's signature as
+it reads (no unpickling) and keeps, per record key, the genuine value with the
+highest sequence number (for genuine values, the latest). A forged, unsigned,
+foreign-key or truncated record, or a tombstone, is logged at WARNING and ignored, so
+it cannot hide an older genuine checkpoint, nor can a replayed older genuine value
+hide a newer one. Memory stays bounded: one value per record key, counts of the rest.
+What the reader cannot undo is the log cleaner: once compaction kept only a forged
+record of a key, the genuine ones of that key are gone (the other slots remain).
+Restrict produce rights on the topic with ACLs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -29,8 +40,16 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from stream_al.durability.checkpoint import Checkpoint
-from stream_al.durability.envelope import open_envelope, seal, validate_hmac_key
-from stream_al.durability.errors import CheckpointConfigError, CheckpointError, CheckpointTooLarge
+from stream_al.durability.envelope import authenticate, open_envelope, seal
+from stream_al.durability.errors import (
+    CheckpointConfigError,
+    CheckpointError,
+    CheckpointInvalid,
+    CheckpointTooLarge,
+    CheckpointUntrusted,
+    NoValidCheckpoint,
+)
+from stream_al.durability.keys import shared_store_key
 from stream_al.durability.store import Candidate, restore_latest
 from stream_al.kafka_compat import close_producer
 
@@ -63,11 +82,58 @@ _OWNED_KEYS = frozenset(
 
 @dataclass(frozen=True)
 class _Record:
+    """A record whose signature verified for its record key and sequence number."""
+
     record_key: str
-    seq: int | None
+    seq: int
     partition: int
     offset: int
     value: bytes
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return (self.seq, self.offset)
+
+
+#: Refused records described in a NoValidCheckpoint; the rest are only counted.
+_REFUSALS_LISTED = 10
+
+
+@dataclass
+class _ReadBack:
+    """What one read of the topic found under this replica's keys, in bounded memory.
+
+    Per record key only the genuine value with the highest sequence number is held;
+    refused records are counted by kind, and the first few described for the error
+    raised when nothing genuine is left.
+    """
+
+    genuine: dict[str, _Record] = field(default_factory=dict)
+    refused: Counter[str] = field(default_factory=Counter)
+    refusals: list[tuple[str, str]] = field(default_factory=list)
+
+    def keep(self, record: _Record) -> None:
+        kept = self.genuine.get(record.record_key)
+        if kept is None or record.order > kept.order:
+            self.genuine[record.record_key] = record
+
+    def refuse(self, kind: str, source: str, reason: str) -> None:
+        self.refused[kind] += 1
+        if len(self.refusals) < _REFUSALS_LISTED:
+            self.refusals.append((source, reason))
+
+    @property
+    def next_seq(self) -> int:
+        """After the highest *genuine* number: a forged claim must not push numbering."""
+        return max((record.seq for record in self.genuine.values()), default=0) + 1
+
+    def unusable(self) -> NoValidCheckpoint:
+        """The error for records that exist but none of which verifies."""
+        failures = list(self.refusals)
+        unlisted = sum(self.refused.values()) - len(failures)
+        if unlisted:
+            failures.append((f"{unlisted} more record(s)", "refused likewise"))
+        return NoValidCheckpoint(failures)
 
 
 class KafkaCheckpointStore:
@@ -82,11 +148,14 @@ class KafkaCheckpointStore:
             consumer (``bootstrap_servers``, ``security_protocol``, ``ssl_*``,
             ``sasl_*``, ``client_id``, ...). Keys no client knows are refused; keys the
             store sets itself (serializers, ``acks``, sizes, group settings) are ignored.
-        hmac_key: ``checkpoint.hmac_key``, required, at least 16 bytes.
+        hmac_key: ``checkpoint.hmac_key``, at least 16 bytes; wins over ``key_file``.
         keep: checkpoints kept per key (``checkpoint.keep``).
         max_bytes: largest checkpoint accepted (``checkpoint.max_bytes``).
         replication_factor: for topic creation; -1 takes the broker default.
         timeout_s: bound on each Kafka operation (send, topic read, admin calls).
+        key_file: ``checkpoint.key_file``, used when ``hmac_key`` is ``None``; must
+            exist (it is never generated: every replica needs the same key). One of
+            the two is required.
     """
 
     def __init__(
@@ -99,13 +168,9 @@ class KafkaCheckpointStore:
         max_bytes: int = DEFAULT_MAX_BYTES,
         replication_factor: int = -1,
         timeout_s: float = 30.0,
+        key_file: Path | None = None,
     ) -> None:
-        if hmac_key is None:
-            raise CheckpointConfigError(
-                "the Kafka checkpoint store requires checkpoint.hmac_key: checkpoints are "
-                "pickles, and anything read back from Kafka must be signed"
-            )
-        validate_hmac_key(hmac_key)
+        hmac_key = shared_store_key(hmac_key, key_file)
         if keep < 1:
             raise CheckpointConfigError(f"checkpoint.keep must be at least 1 (got {keep})")
         if max_bytes < 1024:
@@ -144,7 +209,7 @@ class KafkaCheckpointStore:
             CheckpointError: Kafka did not acknowledge within ``timeout_s``.
         """
         if self._next_seq is None:
-            self._next_seq = self._read_back()[1]
+            self._next_seq = self._read_back().next_seq
         seq = self._next_seq
         record_key = f"{self.key}/{seq % self.keep}"
         data = seal(checkpoint, self._hmac_key, _context(record_key, seq))
@@ -184,11 +249,17 @@ class KafkaCheckpointStore:
     ) -> Checkpoint | None:
         """The newest checkpoint of this key that verifies; see :func:`restore_latest`.
 
-        Candidates are tried by claimed sequence number, highest first (a record
-        without one first of all); every refused one is logged at WARNING.
+        Candidates are the genuine values kept by the reader (see the module
+        docstring), tried by sequence number, highest first. Records under this key of
+        which none verifies raise :class:`NoValidCheckpoint` rather than returning
+        ``None``: a wrong key must not restart the learner from scratch.
         """
-        records, self._next_seq = self._read_back()
-        return restore_latest(self._candidates(records), expected_fingerprint, expected_config)
+        found = self._read_back()
+        self._next_seq = found.next_seq
+        if not found.genuine and found.refused:
+            raise found.unusable()
+        candidates = self._candidates(found.genuine.values())
+        return restore_latest(candidates, expected_fingerprint, expected_config)
 
     def close(self) -> None:
         """Close the producer; a save that timed out is not waited for again."""
@@ -198,25 +269,15 @@ class KafkaCheckpointStore:
     def _limit(self) -> int:
         return min(self.max_bytes, self._topic_max_message_bytes - FRAMING_BYTES)
 
-    def _candidates(self, records: list[_Record]) -> Iterator[Candidate]:
-        def order(record: _Record) -> tuple[int, int]:
-            # An unnumbered record can only be foreign: try (and refuse) it first so
-            # that its refusal is logged rather than silently ignored.
-            return (record.seq if record.seq is not None else 2**63, record.offset)
-
-        for record in sorted(records, key=order, reverse=True):
-            source = (
-                f"{self.topic}[{record.partition}]@{record.offset} "
-                f"(key {record.record_key!r}, seq {record.seq})"
-            )
+    def _candidates(self, records: Iterable[_Record]) -> Iterator[Candidate]:
+        for record in sorted(records, key=lambda record: record.order, reverse=True):
+            where = (self.topic, record.partition, record.offset, record.record_key, record.seq)
             context = _context(record.record_key, record.seq)
-            load = partial(
-                open_envelope, record.value, self._hmac_key, context, require_signature=True
-            )
-            yield source, load
+            # Verified again, as any load is: a load never relies on an earlier check.
+            yield _describe(*where), partial(open_envelope, record.value, self._hmac_key, context)
 
-    def _read_back(self) -> tuple[list[_Record], int]:
-        """This key's live records (as after compaction) and the next sequence number."""
+    def _read_back(self) -> _ReadBack:
+        """Read the whole topic: this key's genuine records and the refused ones."""
         consumer = KafkaConsumer(
             **self._configs["consumer"],
             group_id=None,
@@ -227,14 +288,21 @@ class KafkaCheckpointStore:
             fetch_max_bytes=max(52_428_800, self.max_bytes + FRAMING_BYTES),
         )
         try:
-            latest = self._consume_all(consumer)
+            found = self._consume_all(consumer)
         finally:
             consumer.close(autocommit=False)
-        records = [record for record in latest.values() if record is not None]
-        claimed = [record.seq for record in records if record.seq is not None]
-        return records, max(claimed, default=0) + 1
+        if found.refused:
+            log.warning(
+                "checkpoint topic %r: ignored %d record(s) under key %r (%s); %d genuine kept",
+                self.topic,
+                sum(found.refused.values()),
+                self.key,
+                ", ".join(f"{count} {kind}" for kind, count in sorted(found.refused.items())),
+                len(found.genuine),
+            )
+        return found
 
-    def _consume_all(self, consumer: KafkaConsumer) -> dict[tuple[int, str], _Record | None]:
+    def _consume_all(self, consumer: KafkaConsumer) -> _ReadBack:
         deadline = time.monotonic() + self._timeout_s
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
@@ -242,7 +310,7 @@ class KafkaCheckpointStore:
             # would restart the learner from scratch, so refuse instead.
             raise CheckpointError(f"checkpoint topic {self.topic!r} has no visible partitions")
         assigned = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
-        latest: dict[tuple[int, str], _Record | None] = {}
+        found = _ReadBack()
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
         end = consumer.end_offsets(assigned, timeout_ms=int(self._timeout_s * 1000))
@@ -260,17 +328,39 @@ class KafkaCheckpointStore:
                     record_key = message.key.decode("utf-8", "replace") if message.key else ""
                     if not self._owns(record_key):
                         continue
-                    if message.value is None:
-                        latest[(tp.partition, record_key)] = None  # tombstone
-                        continue
-                    latest[(tp.partition, record_key)] = _Record(
-                        record_key,
-                        _parse_seq(message.headers),
-                        tp.partition,
-                        message.offset,
-                        bytes(message.value),
-                    )
-        return latest
+                    self._admit(found, record_key, tp.partition, message)
+        return found
+
+    def _admit(self, found: _ReadBack, record_key: str, partition: int, message: Any) -> None:
+        """Keep the record if its signature verifies; else log at WARNING why not.
+
+        Only the HMAC is checked, nothing is unpickled: a genuine record of a newer
+        format version is kept, and its restore then tells the operator.
+        """
+        seq = _parse_seq(message.headers)
+        source = _describe(self.topic, partition, message.offset, record_key, seq)
+        if message.value is None:
+            kind, reason = "tombstone", "a tombstone, which cannot be signed"
+        else:
+            value = bytes(message.value)
+            try:
+                authenticate(value, self._hmac_key, _context(record_key, seq))
+            except CheckpointInvalid as exc:
+                kind = "untrusted" if isinstance(exc, CheckpointUntrusted) else "corrupt"
+                reason = str(exc)
+            else:
+                if seq is not None:
+                    found.keep(_Record(record_key, seq, partition, message.offset, value))
+                    return
+                # Signed with our key, yet not by this store: it always numbers its records.
+                kind, reason = "unnumbered", f"no {SEQ_HEADER} header"
+        log.warning(
+            "checkpoint record %s ignored: %s; an older genuine value of the key is used if "
+            "there is one",
+            source,
+            reason,
+        )
+        found.refuse(kind, source, reason)
 
     def _owns(self, record_key: str) -> bool:
         base, _, slot = record_key.rpartition("/")
@@ -319,6 +409,10 @@ class KafkaCheckpointStore:
                 self._limit,
                 self.max_bytes,
             )
+
+
+def _describe(topic: str, partition: int, offset: int, record_key: str, seq: int | None) -> str:
+    return f"{topic}[{partition}]@{offset} (key {record_key!r}, seq {seq})"
 
 
 def _context(record_key: str, seq: int | None) -> bytes:

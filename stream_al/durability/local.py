@@ -8,13 +8,27 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from stream_al.durability.checkpoint import Checkpoint
-from stream_al.durability.envelope import open_envelope, seal, unpickle, validate_hmac_key, verify
+from stream_al.durability.envelope import (
+    open_envelope,
+    read_header,
+    seal,
+    unpickle,
+    validate_hmac_key,
+    verify,
+)
 from stream_al.durability.errors import CheckpointConfigError, CheckpointCorrupt
+from stream_al.durability.keys import (
+    default_key_file,
+    fsync_directory,
+    local_store_key,
+    read_key_file,
+)
 from stream_al.durability.store import Candidate, restore_latest
 
 log = logging.getLogger(__name__)
@@ -37,29 +51,40 @@ class LocalCheckpointStore:
     final name (atomic on POSIX), then fsyncs the directory so the rename itself
     survives a power cut. Only then are checkpoints beyond the newest ``keep`` removed.
 
-    Files are checksummed (SHA-256); with ``hmac_key`` they are signed with
-    HMAC-SHA256 instead and unsigned ones are refused. One writer per directory: two
-    services sharing a directory would race for sequence numbers.
+    Files are signed with HMAC-SHA256 and only signed ones are read: anyone able to
+    write the directory could otherwise plant a pickle, which runs code when loaded.
+    The key is ``hmac_key`` if given, else the content of a key file outside the
+    directory (see :mod:`stream_al.durability.keys`), generated on first use. One
+    writer per directory: two services sharing a directory would race for sequence
+    numbers.
 
     Args:
         directory: where the files live; created if missing.
         keep: how many checkpoints to keep (``checkpoint.keep``), at least 1.
-        hmac_key: optional signing key (``checkpoint.hmac_key``), at least 16 bytes.
+        hmac_key: signing key (``checkpoint.hmac_key``), at least 16 bytes; wins over
+            ``key_file``.
+        key_file: file holding the key (``checkpoint.key_file``); by default
+            :func:`~stream_al.durability.keys.default_key_file`. Created 0600 if missing.
     """
 
-    def __init__(self, directory: Path, keep: int = 3, hmac_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        keep: int = 3,
+        hmac_key: bytes | None = None,
+        key_file: Path | None = None,
+    ) -> None:
         if keep < 1:
             raise CheckpointConfigError(f"checkpoint.keep must be at least 1 (got {keep})")
         validate_hmac_key(hmac_key)
         self.directory = Path(directory)
         self.keep = keep
-        self._hmac_key = hmac_key
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._hmac_key = local_store_key(hmac_key, key_file, self.directory)
         self._remove_stale_temporaries()
 
     def __repr__(self) -> str:
-        signed = "signed" if self._hmac_key is not None else "checksummed"
-        return f"LocalCheckpointStore({str(self.directory)!r}, keep={self.keep}, {signed})"
+        return f"LocalCheckpointStore({str(self.directory)!r}, keep={self.keep})"
 
     def paths(self) -> list[Path]:
         """Checkpoint files, oldest first (by sequence number, not by name)."""
@@ -85,7 +110,7 @@ class LocalCheckpointStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
         log.info("checkpoint saved to %s (%d bytes)", final, len(data))
         self._prune()
         return final
@@ -131,19 +156,28 @@ class LocalCheckpointStore:
                 log.info("removed temporary file %s left by an interrupted save", entry)
 
 
-def read_checkpoint(path: Path, hmac_key: bytes | None = None) -> Checkpoint:
+def read_checkpoint(
+    path: Path, hmac_key: bytes | None = None, key_file: Path | None = None
+) -> Checkpoint:
     """Read, verify, then unpickle one checkpoint file.
+
+    The key is found as a :class:`LocalCheckpointStore` finds it (``hmac_key``, else
+    ``key_file``, else the default key file), except that a missing key file is an
+    error here: a new key could not verify anything.
 
     Raises:
         CheckpointCorrupt, CheckpointUntrusted: see :func:`~.envelope.verify`.
         UnsupportedCheckpointVersion: intact file in an unknown format version.
+        CheckpointConfigError: no usable key.
         OSError: the file cannot be read at all.
     """
     validate_hmac_key(hmac_key)
+    if hmac_key is None:
+        hmac_key = read_key_file(key_file if key_file is not None else default_key_file())
     return open_envelope(Path(path).read_bytes(), hmac_key)
 
 
-def _read_stored(path: Path, hmac_key: bytes | None) -> Checkpoint:
+def _read_stored(path: Path, hmac_key: bytes) -> Checkpoint:
     # An unreadable file (I/O error, removed by hand meanwhile) is as unusable as a
     # corrupt one: let the store fall back to the previous checkpoint.
     try:
@@ -156,23 +190,37 @@ def _read_stored(path: Path, hmac_key: bytes | None) -> Checkpoint:
 def inspect_checkpoint(path: Path, hmac_key: bytes | None = None) -> dict[str, Any]:
     """A JSON-able description of one checkpoint file, for ``stream-al checkpoint inspect``.
 
-    Verified exactly like a restore (a signed file needs the key), since describing it
-    means unpickling it. Keys: ``path``, ``file_size``, ``digest`` (``sha256`` or
-    ``hmac-sha256``), ``format_version``, ``created_at`` (ISO 8601, UTC),
+    Describing the content means unpickling it, so that is done only once the
+    signature verified with ``hmac_key``, exactly as for a restore. Without a key only
+    the envelope is described, and ``signature`` says ``"not verified"``.
+
+    Envelope keys: ``path``, ``file_size``, ``file_modified`` (the file's mtime, ISO
+    8601, UTC: the header holds no creation time), ``format_version``, ``digest``
+    (``hmac-sha256``, or ``sha256`` for an unsigned file), ``key_id`` (hex, ``None``
+    if unsigned), ``payload_length``, ``signature`` (``"verified"`` or ``"not
+    verified"``). Once verified, also: ``created_at`` (ISO 8601, UTC),
     ``config_fingerprint``, ``labels_learned``, ``samples_seen``, ``strategy``,
     ``model``, ``config``, ``label_offsets`` (topic -> partition as str -> offset).
+
+    Raises:
+        CheckpointCorrupt: the envelope is malformed (with or without a key).
+        CheckpointUntrusted: with a key, the signature does not verify.
     """
     path = Path(path)
     validate_hmac_key(hmac_key)
     data = path.read_bytes()
-    info, payload = verify(data, hmac_key)
-    description = unpickle(payload).describe()
-    return {"path": str(path), "file_size": len(data), "digest": info.digest, **description}
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    header = read_header(data)
+    modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    envelope = {
+        "path": str(path),
+        "file_size": len(data),
+        "file_modified": modified.isoformat(),
+        "format_version": header.format_version,
+        "digest": header.digest,
+        "key_id": header.key_id,
+        "payload_length": header.payload_length,
+    }
+    if hmac_key is None:
+        return {**envelope, "signature": "not verified"}
+    _header, payload = verify(data, hmac_key)
+    return {**envelope, "signature": "verified", **unpickle(payload).describe()}

@@ -35,7 +35,11 @@ class CheckpointRefused(RuntimeError):
 
 
 def open_store(settings: Settings) -> CheckpointStore | None:
-    """The configured checkpoint store, or None when checkpoints are off."""
+    """The configured checkpoint store, or None when checkpoints are off.
+
+    Every store signs what it writes and reads nothing unsigned; see
+    :mod:`stream_al.durability.keys` for where the key comes from.
+    """
     options = settings.checkpoint
     key = options.hmac_key.get_secret_value().encode() if options.hmac_key else None
     if options.topic:
@@ -44,11 +48,14 @@ def open_store(settings: Settings) -> CheckpointStore | None:
             key=f"{settings.group_id}/{settings.replica_id}",
             kafka_config=settings.kafka.client_config(),
             hmac_key=key,
+            key_file=options.key_file,
             keep=options.keep,
             timeout_s=options.timeout_seconds,
         )
     if options.directory is not None:
-        return LocalCheckpointStore(options.directory, keep=options.keep, hmac_key=key)
+        return LocalCheckpointStore(
+            options.directory, keep=options.keep, hmac_key=key, key_file=options.key_file
+        )
     return None
 
 

@@ -1,4 +1,9 @@
-"""KafkaCheckpointStore against a real broker: compacted topic, signatures, fallback."""
+"""KafkaCheckpointStore against a real broker: compacted topic, signatures, fallback.
+
+Also what an outsider with produce rights can do to a replica's own record keys: forged,
+unsigned, wrong-key or truncated records, tombstones and replays must not hide its
+genuine checkpoints, from the store or from the service starting on it.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,31 @@ import os
 import random
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from stream_al.core.config import LearnerConfig
+from stream_al.core.learner import ActiveLearner
 from stream_al.durability import (
     Checkpoint,
     CheckpointConfigError,
     CheckpointTooLarge,
     KafkaCheckpointStore,
+    NoValidCheckpoint,
 )
 from stream_al.durability.envelope import seal
 from stream_al.durability.kafka_store import SEQ_HEADER
+from stream_al.schemas import Sample
+from stream_al.service.checkpointing import Checkpointer, open_store
+from tests.forgery import unsigned
+from tests.integration.harness import ServiceThread, read_topic, service_settings, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -105,7 +119,7 @@ def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
     return {name: entry["value"] for name, entry in entries.items()}
 
 
-def produce(bootstrap: str, topic: str, key: str, value: bytes, seq: int | None) -> None:
+def produce(bootstrap: str, topic: str, key: str, value: bytes | None, seq: int | None) -> None:
     """Write like an outsider would: straight to the topic, bypassing the store."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
     try:
@@ -153,7 +167,7 @@ def test_foreign_messages_are_refused_and_the_previous_valid_one_is_used(
     store.save(checkpoint(2))  # seq 2, slot 2
     exploit = Checkpoint(_Exploit(), {}, FINGERPRINT)
     # No key: may imitate the format and the checksum, cannot sign.
-    produce(kafka_bootstrap, topic, f"{SERVICE_KEY}/0", seal(exploit, None, b""), seq=3)
+    produce(kafka_bootstrap, topic, f"{SERVICE_KEY}/0", unsigned(exploit), seq=3)
     # Another key: a valid signature, but not ours (and no sequence number at all).
     produce(kafka_bootstrap, topic, SERVICE_KEY, seal(exploit, OTHER_KEY, b""), seq=None)
     EXECUTED.clear()
@@ -166,14 +180,17 @@ def test_foreign_messages_are_refused_and_the_previous_valid_one_is_used(
     assert any(f"'{SERVICE_KEY}/0'" in m and "not signed" in m for m in refusals)
     assert any(f"'{SERVICE_KEY}'" in m and "another key" in m for m in refusals)
 
-    # The restarted service numbers past the outsider's claim (seq 4, slot 1), so its
-    # next checkpoint is the one found first, not shadowed by the forged seq 3.
+    # The restarted service numbers after its own genuine checkpoints (seq 3, slot 0), not
+    # after the outsider's claim, and its next checkpoint is the first one tried: the
+    # forged seq 3 under the same key is refused while reading, never a restore candidate.
     restarted.save(checkpoint(3))
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="stream_al.durability"):
+    with caplog.at_level(logging.INFO, logger="stream_al.durability"):
         latest = make_store(keep=3).load_latest(FINGERPRINT)
     assert latest is not None and latest.learner.labels_learned == 3
-    assert not any("'group-a/replica-0/0'" in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("restored checkpoint" in m and "'group-a/replica-0/0', seq 3" in m for m in messages)
+    assert not any("trying the previous one" in m for m in messages)
 
 
 def test_oversized_checkpoint_fails_clearly(make_store: Any) -> None:
@@ -218,3 +235,96 @@ def test_existing_topic_with_a_small_message_limit_bounds_checkpoints(
             store.save(checkpoint(2, size=600 * 1024))
     finally:
         store.close()
+
+
+def forge_every_slot(bootstrap: str, topic: str, service_key: str) -> None:
+    """After genuine seqs 1-3 (slots 1, 2, 0): a bad record over each slot, claiming newer."""
+    exploit = Checkpoint(_Exploit(), {}, FINGERPRINT)
+    produce(bootstrap, topic, f"{service_key}/0", unsigned(exploit), seq=4)
+    produce(bootstrap, topic, f"{service_key}/1", seal(exploit, OTHER_KEY, b""), seq=5)
+    # Signed with the right key (for the right slot or not), but cut short.
+    produce(bootstrap, topic, f"{service_key}/2", seal(checkpoint(9), KEY)[:-100], seq=6)
+    produce(bootstrap, topic, f"{service_key}/0", None, seq=None)  # a tombstone
+
+
+def test_forged_records_under_the_replicas_own_keys_do_not_hide_its_checkpoints(
+    make_store: Any, kafka_bootstrap: str, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store(keep=3)
+    for labels in (1, 2, 3):
+        store.save(checkpoint(labels))  # seq 1, 2, 3 -> slots 1, 2, 0
+    forge_every_slot(kafka_bootstrap, topic, SERVICE_KEY)
+    EXECUTED.clear()
+    with caplog.at_level(logging.WARNING, logger="stream_al.durability"):
+        restored = make_store(keep=3).load_latest(FINGERPRINT)
+    assert restored is not None and restored.learner.labels_learned == 3
+    assert EXECUTED == []
+    refusals = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for slot, reason in [(0, "not signed"), (1, "another key"), (2, "truncated"), (0, "tombstone")]:
+        assert any(f"'{SERVICE_KEY}/{slot}'" in m and reason in m for m in refusals), reason
+    assert any("ignored 4 record(s)" in m for m in refusals)
+
+
+def test_a_replayed_older_genuine_record_does_not_roll_a_slot_back(
+    make_store: Any, kafka_bootstrap: str, topic: str
+) -> None:
+    store = make_store(keep=3)
+    for labels in (1, 2, 3, 4):
+        store.save(checkpoint(labels))  # seq 4 overwrites seq 1 in slot 1
+    first = next(
+        r for r in read_topic(kafka_bootstrap, topic) if dict(r.headers)[SEQ_HEADER] == b"1"
+    )
+    produce(kafka_bootstrap, topic, first.key.decode(), first.value, seq=1)  # a genuine value
+    restored = make_store(keep=3).load_latest(FINGERPRINT)
+    assert restored is not None and restored.learner.labels_learned == 4
+
+
+def test_only_records_that_do_not_verify_is_no_valid_checkpoint_not_a_fresh_start(
+    make_store: Any, kafka_bootstrap: str, topic: str
+) -> None:
+    make_store(keep=3).save(checkpoint(1))
+    # A replica configured with the wrong key must not restart its learner from scratch.
+    with pytest.raises(NoValidCheckpoint, match="another key"):
+        make_store(keep=3, hmac_key=OTHER_KEY).load_latest(FINGERPRINT)
+
+
+@pytest.mark.parametrize("key_source", ["hmac_key", "key_file"])
+def test_the_service_starts_from_the_newest_genuine_checkpoint_despite_forgeries(
+    kafka_bootstrap: str, tmp_path: Path, key_source: str
+) -> None:
+    key_file = tmp_path / "shared.key"  # an explicit key file, as replicas would share
+    key_file.write_bytes(KEY + b"\n")
+    key_file.chmod(0o600)
+    key = {"hmac_key": KEY.decode()} if key_source == "hmac_key" else {"key_file": key_file}
+    settings = service_settings(
+        kafka_bootstrap,
+        LearnerConfig(),
+        checkpoint={"topic": f"test-{uuid.uuid4().hex[:10]}.checkpoints", **key},
+    )
+    assert not settings.checkpoint.start_fresh
+    store = open_store(settings)
+    assert store is not None
+    saver = Checkpointer(settings, store)
+    learner = ActiveLearner(settings.learner)
+    for n in range(15):
+        learner.score(Sample(id=f"s{n}", features={"x": float(n)}))
+        if n % 5 == 4:
+            saver.save(learner, {})  # after 5, 10, 15 samples: seq 1, 2, 3
+    saver.close()
+    assert settings.checkpoint.topic is not None
+    forge_every_slot(
+        kafka_bootstrap, settings.checkpoint.topic, f"{settings.group_id}/{settings.replica_id}"
+    )
+
+    EXECUTED.clear()
+    restarted = open_store(settings)
+    assert restarted is not None
+    with ServiceThread(settings, checkpointer=Checkpointer(settings, restarted)) as running:
+        wait_until(
+            lambda: running.service.learner.samples_seen == 15 or not running.alive,
+            60,
+            "the service to restore its checkpoint",
+        )
+        assert running.alive
+        assert running.service.learner.samples_seen == 15
+    assert EXECUTED == []

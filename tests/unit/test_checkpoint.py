@@ -1,21 +1,21 @@
-"""Checkpoint store: atomic files, pruning, fallback, signatures, fingerprints, inspect."""
+"""Checkpoint store: atomic files, pruning, fallback, signatures, key files, inspect."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
 import pickle
 import re
-import struct
+import shlex
+import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stream_al.cli import main
 from stream_al.durability import (
     CHECKPOINT_FORMAT_VERSION,
     Checkpoint,
@@ -29,10 +29,14 @@ from stream_al.durability import (
     NoValidCheckpoint,
     UnsupportedCheckpointVersion,
     config_fingerprint,
+    default_key_file,
     inspect_checkpoint,
     read_checkpoint,
+    read_key_file,
 )
-from stream_al.durability.envelope import HEADER_SIZE, open_envelope, seal
+from stream_al.durability.envelope import HEADER_SIZE, key_id, open_envelope, seal
+from stream_al.settings import load_settings
+from tests.forgery import build_envelope
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
@@ -76,6 +80,29 @@ class _Exploit:
         return (_record_execution, ("unpickled",))
 
 
+class _MarkerExploit:
+    """Unpickles by running a shell command that creates ``marker``: real arbitrary code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.system, (f"touch {shlex.quote(str(self.marker))}",))
+
+
+@pytest.fixture(autouse=True)
+def default_key(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where a store without ``hmac_key`` keeps its key: a fresh config home per test.
+
+    Outside ``tmp_path``, which many tests use as the checkpoint directory itself.
+    """
+    config_home = tmp_path_factory.mktemp("config-home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    monkeypatch.delenv("STREAM_AL_CHECKPOINT__HMAC_KEY", raising=False)
+    monkeypatch.delenv("STREAM_AL_CHECKPOINT__KEY_FILE", raising=False)
+    return config_home / "stream_al" / "checkpoint.key"
+
+
 def make_checkpoint(labels: int, config: dict[str, Any] | None = None) -> Checkpoint:
     config = config if config is not None else BASE_CONFIG
     return Checkpoint(
@@ -84,25 +111,6 @@ def make_checkpoint(labels: int, config: dict[str, Any] | None = None) -> Checkp
         config_fingerprint=config_fingerprint(config),
         created_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC) + timedelta(minutes=labels),
     )
-
-
-def build_envelope(
-    payload: bytes, version: int = CHECKPOINT_FORMAT_VERSION, key: bytes | None = None
-) -> bytes:
-    """An envelope built straight from the layout documented in ``envelope.py``."""
-    kind = 1 if key is None else 2
-    key_id = (
-        bytes(8)
-        if key is None
-        else hashlib.sha256(b"stream-al checkpoint key id\x00" + key).digest()[:8]
-    )
-    prefix = b"\x89SALCKP\n" + struct.pack(">HBBQ", version, kind, 0, len(payload)) + key_id
-    signed = prefix + struct.pack(">I", 0) + payload
-    if key is None:
-        digest = hashlib.sha256(signed).digest()
-    else:
-        digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return prefix + digest + payload
 
 
 def flip_bit(path: Path, position: int) -> None:
@@ -130,10 +138,10 @@ def test_empty_directory_loads_none(tmp_path: Path) -> None:
 
 
 def test_file_follows_documented_layout(tmp_path: Path) -> None:
-    path = LocalCheckpointStore(tmp_path, keep=1, hmac_key=None).save(make_checkpoint(3))
+    path = LocalCheckpointStore(tmp_path, keep=1, hmac_key=KEY).save(make_checkpoint(3))
     data = path.read_bytes()
     payload = data[HEADER_SIZE:]
-    assert data == build_envelope(payload)
+    assert data == build_envelope(payload, key=KEY)
     assert pickle.loads(payload).label_offsets == {"labels": {0: 3, 1: 10}}
 
 
@@ -211,11 +219,13 @@ def test_truncated_latest_falls_back_with_warning(
     ("position", "reason"),
     [
         (0, "bad magic"),
-        (9, "checksum mismatch"),  # format version: covered by the digest
+        (9, "HMAC-SHA256 mismatch"),  # format version: covered by the digest
+        (10, "unknown digest kind 6"),  # digest kind
         (19, "truncated"),  # payload length
-        (40, "checksum mismatch"),  # digest itself
-        (HEADER_SIZE + 5, "checksum mismatch"),  # payload
-        (-1, "checksum mismatch"),  # last payload byte
+        (22, "signed with another key"),  # key id
+        (40, "HMAC-SHA256 mismatch"),  # digest itself
+        (HEADER_SIZE + 5, "HMAC-SHA256 mismatch"),  # payload
+        (-1, "HMAC-SHA256 mismatch"),  # last payload byte
     ],
 )
 def test_bit_flipped_latest_falls_back_with_warning(
@@ -286,42 +296,74 @@ def test_wrong_key_is_refused(tmp_path: Path) -> None:
         LocalCheckpointStore(tmp_path, keep=3, hmac_key=OTHER_KEY).load_latest()
 
 
-def test_signed_file_without_configured_key_is_refused(tmp_path: Path) -> None:
+def test_a_key_file_store_refuses_files_signed_with_another_hmac_key(tmp_path: Path) -> None:
     _store, latest = _two_checkpoints(tmp_path, key=KEY)
-    with pytest.raises(CheckpointUntrusted, match=r"no checkpoint\.hmac_key"):
-        read_checkpoint(latest, None)
+    with pytest.raises(NoValidCheckpoint, match="signed with another key"):
+        LocalCheckpointStore(tmp_path, keep=3).load_latest()
+    with pytest.raises(CheckpointUntrusted, match="signed with another key"):
+        read_checkpoint(latest)  # the default key file, as the store without hmac_key
 
 
-def test_unsigned_file_is_refused_when_a_key_is_configured_and_never_unpickled(
-    tmp_path: Path,
-) -> None:
+def test_unsigned_file_is_refused_and_never_unpickled(tmp_path: Path) -> None:
     # Anyone able to write the directory can compute a SHA-256 checksum, not an HMAC.
     forged = tmp_path / "checkpoint-000000009.ckpt"
     forged.write_bytes(build_envelope(pickle.dumps(_Exploit())))
     EXECUTED.clear()
     with pytest.raises(NoValidCheckpoint, match="not signed"):
         LocalCheckpointStore(tmp_path, keep=3, hmac_key=KEY).load_latest()
+    with pytest.raises(NoValidCheckpoint, match="not signed"):
+        LocalCheckpointStore(tmp_path, keep=3).load_latest()
+    with pytest.raises(CheckpointUntrusted, match="not signed"):
+        read_checkpoint(forged)
     assert EXECUTED == []
-    with pytest.raises(CheckpointCorrupt, match="not a Checkpoint"):
-        read_checkpoint(forged, None)  # unsigned store: checksum trusted, so it did unpickle
-    assert EXECUTED == ["unpickled"]
+
+
+def test_crafted_pickle_with_a_valid_checksum_never_runs(tmp_path: Path) -> None:
+    """The tester's exploit: a pickle running a command, sealed with a correct SHA-256."""
+    directory, marker = tmp_path / "checkpoints", tmp_path / "marker"
+    store = LocalCheckpointStore(directory, keep=3)
+    store.save(make_checkpoint(1))
+    forged = directory / "checkpoint-000000002.ckpt"
+    forged.write_bytes(build_envelope(pickle.dumps(_MarkerExploit(marker))))
+    assert forged.read_bytes()[10] == 1  # digest kind: SHA-256, and a correct one
+
+    restored = LocalCheckpointStore(directory, keep=3).load_latest()
+    assert restored is not None and restored.learner.labels_learned == 1  # fell back
+    forged.rename(directory / "checkpoint-000000003.ckpt")
+    (directory / "checkpoint-000000001.ckpt").unlink()
+    with pytest.raises(NoValidCheckpoint, match="not signed"):
+        LocalCheckpointStore(directory, keep=3).load_latest()
+    assert not marker.exists()
 
 
 def test_kafka_reader_refuses_unsigned_and_foreign_context() -> None:
     checkpoint = make_checkpoint(5)
     with pytest.raises(CheckpointUntrusted, match="not signed"):
-        open_envelope(seal(checkpoint, None), None, require_signature=True)
+        open_envelope(build_envelope(pickle.dumps(checkpoint)), KEY)
     signed = seal(checkpoint, KEY, context=b"replica-a")
-    assert open_envelope(signed, KEY, b"replica-a", require_signature=True).learner.weights == {
-        "x": 2.5
-    }
+    assert open_envelope(signed, KEY, b"replica-a").learner.weights == {"x": 2.5}
     with pytest.raises(CheckpointUntrusted, match="HMAC-SHA256 mismatch"):
-        open_envelope(signed, KEY, b"replica-b", require_signature=True)
+        open_envelope(signed, KEY, b"replica-b")
 
 
-def test_kafka_store_refuses_to_start_without_key() -> None:
-    with pytest.raises(CheckpointConfigError, match=r"checkpoint\.hmac_key"):
+def test_kafka_store_refuses_to_start_without_key(default_key: Path) -> None:
+    # Not even a key file in the default place: replicas must share an explicit key.
+    default_key.parent.mkdir(parents=True)
+    default_key.write_text("k" * 64)
+    default_key.chmod(0o600)
+    with pytest.raises(
+        CheckpointConfigError, match=r"checkpoint\.hmac_key or checkpoint\.key_file"
+    ):
         KafkaCheckpointStore("checkpoints", "group/0", {"bootstrap_servers": "x:1"}, None)
+
+
+def test_kafka_store_never_generates_a_key_file(tmp_path: Path) -> None:
+    missing = tmp_path / "shared.key"
+    with pytest.raises(CheckpointConfigError, match="does not exist"):
+        KafkaCheckpointStore(
+            "checkpoints", "group/0", {"bootstrap_servers": "x:1"}, None, key_file=missing
+        )
+    assert not missing.exists()
 
 
 def test_kafka_store_refuses_unknown_client_settings() -> None:
@@ -371,8 +413,8 @@ def test_fingerprint_mismatch_does_not_fall_back_to_an_older_match(tmp_path: Pat
 
 
 def test_unknown_format_version_is_an_error_not_a_fallback(tmp_path: Path) -> None:
-    store, latest = _two_checkpoints(tmp_path)
-    latest.write_bytes(build_envelope(pickle.dumps(make_checkpoint(2)), version=99))
+    store, latest = _two_checkpoints(tmp_path, key=KEY)
+    latest.write_bytes(build_envelope(pickle.dumps(make_checkpoint(2)), version=99, key=KEY))
     with pytest.raises(UnsupportedCheckpointVersion, match="version 99"):
         store.load_latest()
 
@@ -384,15 +426,26 @@ def test_verified_payload_that_is_not_a_checkpoint_is_corrupt(tmp_path: Path) ->
         read_checkpoint(path, KEY)
 
 
+def _envelope_report(path: Path, digest: str, key: bytes | None, signature: str) -> dict[str, Any]:
+    status = path.stat()
+    return {
+        "path": str(path),
+        "file_size": status.st_size,
+        "file_modified": datetime.fromtimestamp(status.st_mtime, UTC).isoformat(),
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "digest": digest,
+        "key_id": key_id(key).hex() if key is not None else None,
+        "payload_length": status.st_size - HEADER_SIZE,
+        "signature": signature,
+    }
+
+
 def test_inspect_describes_the_file(tmp_path: Path) -> None:
     path = LocalCheckpointStore(tmp_path, keep=1, hmac_key=KEY).save(make_checkpoint(8))
     report = inspect_checkpoint(path, KEY)
     assert json.loads(json.dumps(report)) == report
     assert report == {
-        "path": str(path),
-        "file_size": path.stat().st_size,
-        "digest": "hmac-sha256",
-        "format_version": CHECKPOINT_FORMAT_VERSION,
+        **_envelope_report(path, "hmac-sha256", KEY, "verified"),
         "created_at": "2024-05-01T12:08:00+00:00",
         "config_fingerprint": config_fingerprint(BASE_CONFIG),
         "labels_learned": 8,
@@ -402,8 +455,12 @@ def test_inspect_describes_the_file(tmp_path: Path) -> None:
         "config": BASE_CONFIG,
         "label_offsets": {"labels": {"0": 8, "1": 15}},
     }
-    with pytest.raises(CheckpointUntrusted):
-        inspect_checkpoint(path, None)
+    # Without a key: the envelope only, nothing unpickled.
+    assert inspect_checkpoint(path, None) == _envelope_report(
+        path, "hmac-sha256", KEY, "not verified"
+    )
+    with pytest.raises(CheckpointUntrusted, match="another key"):
+        inspect_checkpoint(path, OTHER_KEY)
 
 
 def test_checkpoint_requires_aware_time_and_normalises_to_utc() -> None:
@@ -447,3 +504,184 @@ def test_schedule_rejects_bad_settings(
 ) -> None:
     with pytest.raises(CheckpointConfigError, match=re.escape(setting)):
         CheckpointSchedule(every_labels=labels, every_seconds=seconds)
+
+
+# -- key files ------------------------------------------------------------------------------
+
+
+def test_key_file_is_generated_private_outside_the_directory_and_reused(
+    tmp_path: Path, default_key: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "checkpoints"
+    with caplog.at_level(logging.INFO, logger="stream_al.durability"):
+        LocalCheckpointStore(directory, keep=2).save(make_checkpoint(6))
+    assert stat.S_IMODE(default_key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(default_key.parent.stat().st_mode) == 0o700
+    assert re.fullmatch(r"[0-9a-f]{64}\n", default_key.read_text())
+    assert not default_key.resolve().is_relative_to(directory.resolve())
+    assert [entry.name for entry in directory.iterdir()] == ["checkpoint-000000001.ckpt"]
+    assert any(
+        "generated a new checkpoint signing key" in r.getMessage()
+        and str(default_key) in r.getMessage()
+        for r in caplog.records
+    )
+    key = default_key.read_bytes()
+
+    # A restart: a new store object finds the same key and restores the checkpoint.
+    restored = LocalCheckpointStore(directory, keep=2).load_latest()
+    assert restored is not None and restored.learner.labels_learned == 6
+    assert default_key.read_bytes() == key
+    assert read_checkpoint(directory / "checkpoint-000000001.ckpt", key.strip()).label_offsets
+
+
+def test_without_xdg_config_home_the_key_goes_under_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    expected = tmp_path / "home" / ".config" / "stream_al" / "checkpoint.key"
+    assert default_key_file() == expected
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/config")  # invalid per the XDG spec
+    assert default_key_file() == expected
+    LocalCheckpointStore(tmp_path / "checkpoints").save(make_checkpoint(1))
+    assert stat.S_IMODE(expected.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o660])
+def test_a_key_file_open_to_group_or_others_is_refused(
+    tmp_path: Path, default_key: Path, mode: int
+) -> None:
+    LocalCheckpointStore(tmp_path / "checkpoints").save(make_checkpoint(1))
+    default_key.chmod(mode)
+    with pytest.raises(
+        CheckpointConfigError, match=rf"group or others \(mode 0{mode:o}\).*chmod 600"
+    ):
+        LocalCheckpointStore(tmp_path / "checkpoints")
+    with pytest.raises(CheckpointConfigError, match="group or others"):
+        read_key_file(default_key)
+
+
+def test_a_key_file_inside_the_checkpoint_directory_is_refused(tmp_path: Path) -> None:
+    inside = tmp_path / "checkpoints" / "keys" / "checkpoint.key"
+    with pytest.raises(CheckpointConfigError, match="inside the checkpoint directory"):
+        LocalCheckpointStore(tmp_path / "checkpoints", key_file=inside)
+    assert not inside.exists()
+
+
+def test_a_configured_key_file_is_used_and_hmac_key_wins_over_it(
+    tmp_path: Path, default_key: Path
+) -> None:
+    key_file = tmp_path / "secret" / "stream.key"
+    directory = tmp_path / "checkpoints"
+    LocalCheckpointStore(directory, key_file=key_file).save(make_checkpoint(1))
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and not default_key.exists()
+    path = LocalCheckpointStore(directory, key_file=key_file).paths()[-1]
+    assert read_checkpoint(path, key_file=key_file).learner.labels_learned == 1
+    # The file's text is the key, exactly as hmac_key would give it.
+    assert read_checkpoint(path, key_file.read_bytes().strip()).learner.labels_learned == 1
+
+    LocalCheckpointStore(directory, hmac_key=KEY, key_file=key_file).save(make_checkpoint(2))
+    assert read_checkpoint(LocalCheckpointStore(directory, hmac_key=KEY).paths()[-1], KEY)
+
+
+def test_a_short_key_file_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "short.key"
+    key_file.write_text("abc\n")
+    key_file.chmod(0o600)
+    with pytest.raises(CheckpointConfigError, match="holds 3 bytes"):
+        LocalCheckpointStore(tmp_path / "checkpoints", key_file=key_file)
+
+
+def test_key_file_setting_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAM_AL_CHECKPOINT__KEY_FILE", str(tmp_path / "shared.key"))
+    monkeypatch.setenv("STREAM_AL_CHECKPOINT__TOPIC", "checkpoints")
+    settings = load_settings()  # a topic with a key file and no hmac_key is fine
+    assert settings.checkpoint.key_file == tmp_path / "shared.key"
+    assert settings.checkpoint.hmac_key is None
+
+
+# -- stream-al checkpoint inspect --------------------------------------------------------------
+
+
+def _inspect(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any, str]:
+    code = main(["checkpoint", "inspect", *args])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if code == 0 else None, err
+
+
+def test_inspect_never_runs_a_crafted_pickle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "marker"
+    forged = tmp_path / "checkpoint-000000001.ckpt"
+    forged.write_bytes(build_envelope(pickle.dumps(_MarkerExploit(marker))))
+
+    code, report, _err = _inspect(capsys, str(forged))  # no key anywhere
+    assert code == 0
+    assert report["signature"] == "not verified"
+    assert report["digest"] == "sha256" and report["key_id"] is None
+    assert "labels_learned" not in report
+    assert not marker.exists()
+
+    key_file = tmp_path / "inspect.key"
+    key_file.write_text("k" * 32)
+    key_file.chmod(0o600)
+    code, _report, err = _inspect(capsys, str(forged), "--key-file", str(key_file))
+    assert code == 2 and err.startswith("stream-al: ") and "not signed" in err
+    monkeypatch.setenv("STREAM_AL_CHECKPOINT__HMAC_KEY", KEY.decode())
+    code, _report, err = _inspect(capsys, str(forged))
+    assert code == 2 and "not signed" in err
+    assert not marker.exists()
+
+
+def test_inspect_verifies_with_a_key_and_shows_the_envelope_without(
+    tmp_path: Path,
+    default_key: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key_file = tmp_path / "elsewhere.key"
+    path = LocalCheckpointStore(tmp_path / "c", key_file=key_file).save(make_checkpoint(4))
+    key = key_file.read_bytes().strip()
+
+    code, report, _err = _inspect(capsys, str(path))  # the default key file does not exist
+    assert code == 0 and report == _envelope_report(path, "hmac-sha256", key, "not verified")
+
+    code, report, _err = _inspect(capsys, str(path), "--key-file", str(key_file))
+    assert code == 0 and report["signature"] == "verified" and report["labels_learned"] == 4
+
+    monkeypatch.setenv("STREAM_AL_CHECKPOINT__KEY_FILE", str(key_file))
+    code, report, _err = _inspect(capsys, str(path))
+    assert code == 0 and report["labels_learned"] == 4
+
+    monkeypatch.setenv("STREAM_AL_CHECKPOINT__HMAC_KEY", OTHER_KEY.decode())  # wins over the file
+    code, _report, err = _inspect(capsys, str(path))
+    assert code == 2 and err.startswith(
+        f"stream-al: checkpoint {path} refused: signed with another"
+    )
+
+    monkeypatch.delenv("STREAM_AL_CHECKPOINT__HMAC_KEY")
+    monkeypatch.delenv("STREAM_AL_CHECKPOINT__KEY_FILE")
+    default_key.parent.mkdir(parents=True)
+    key_file.rename(default_key)  # found where the service keeps it by default
+    code, report, _err = _inspect(capsys, str(path))
+    assert code == 0 and report["labels_learned"] == 4
+
+    flip_bit(path, HEADER_SIZE + 2)
+    code, _report, err = _inspect(capsys, str(path))
+    assert code == 2 and "HMAC-SHA256 mismatch" in err
+
+
+def test_inspect_with_a_missing_or_open_key_file_fails_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = LocalCheckpointStore(tmp_path / "c", hmac_key=KEY).save(make_checkpoint(1))
+    code, _report, err = _inspect(capsys, str(path), "--key-file", str(tmp_path / "none.key"))
+    assert code == 2 and "does not exist" in err
+    open_key = tmp_path / "open.key"
+    open_key.write_bytes(KEY)
+    open_key.chmod(0o644)
+    code, _report, err = _inspect(capsys, str(path), "--key-file", str(open_key))
+    assert code == 2 and "chmod 600" in err
