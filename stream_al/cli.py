@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from stream_al.core.config import (
@@ -26,6 +27,7 @@ from stream_al.core.config import (
 from stream_al.durability import CheckpointError
 from stream_al.durability.keys import HMAC_KEY_ENV, KEY_FILE_ENV
 from stream_al.service.checkpointing import CheckpointRefused
+from stream_al.service.preflight import KafkaUnavailable
 from stream_al.settings import Settings, SettingsError, load_settings
 from stream_al.sim.datasets import DATASETS, stream
 
@@ -124,6 +126,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # kafka-python's INFO buries the service's own lines (80 to 5 at start), and its DEBUG
+    # prints SASL passwords: its warnings and errors are enough.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     return settings
 
 
@@ -250,8 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (SettingsError, CheckpointError, CheckpointRefused) as exc:
+    except (SettingsError, CheckpointError, CheckpointRefused, KafkaUnavailable) as exc:
         print(f"stream-al: {exc}", file=sys.stderr)
+        return 2
+    except KafkaError as exc:
+        print(f"stream-al: Kafka error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:
         print(f"stream-al: invalid configuration:\n{exc}", file=sys.stderr)

@@ -43,7 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
 
 #: Fixtures that imply a broker; tests using them get the ``kafka`` marker.
-_BROKER_FIXTURES = frozenset({"kafka_bootstrap", "local_kafka"})
+_BROKER_FIXTURES = frozenset({"kafka_bootstrap", "local_kafka", "sasl_bootstrap"})
 _MAX_TOPIC_LEN = 249  # Kafka's limit
 _TOPIC_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 
@@ -102,6 +102,7 @@ class LocalKafka:
         port: int | None = None,
         controller_port: int | None = None,
         start_timeout_s: int = 90,
+        sasl_users: Mapping[str, str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
         # Seeded by pid: concurrent sessions draw different ports, one session is repeatable.
@@ -110,6 +111,11 @@ class LocalKafka:
         self.controller_port = controller_port if controller_port is not None else free_port(rng)
         while self.controller_port == self.port:
             self.controller_port = free_port(rng)
+        #: With ``sasl_users`` (name -> password) a SASL_PLAINTEXT/PLAIN listener on this port.
+        self.sasl_users = dict(sasl_users or {})
+        self.sasl_port: int | None = None
+        while self.sasl_users and self.sasl_port in (None, self.port, self.controller_port):
+            self.sasl_port = free_port(rng)
         self.start_timeout_s = start_timeout_s
         self._cleanup_registered = False
 
@@ -131,6 +137,9 @@ class LocalKafka:
             "KAFKA_STATE_DIR": str(self.state_dir),
             "KAFKA_START_TIMEOUT": str(self.start_timeout_s),
         }
+        if self.sasl_port is not None:
+            env["KAFKA_SASL_PORT"] = str(self.sasl_port)
+            env["KAFKA_SASL_USERS"] = " ".join(f"{u}:{p}" for u, p in self.sasl_users.items())
         return subprocess.run(
             [str(LAUNCHER), command],
             env=env,
@@ -294,7 +303,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHan
     problem = local_broker_problem()
     if problem is not None:
         _unavailable(problem)
-    broker = LocalKafka(tmp_path_factory.mktemp("kafka"))
+    broker = LocalKafka(tmp_path_factory.mktemp("kafka"), sasl_users=SASL_USERS)
     try:
         broker.start()
         yield BrokerHandle(bootstrap=broker.bootstrap, kind="local", local=broker)
@@ -306,6 +315,18 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHan
 def kafka_bootstrap(kafka_broker: BrokerHandle) -> str:
     """``host:port`` of a running broker, shared by the whole session."""
     return kafka_broker.bootstrap
+
+
+#: The users of the local broker's SASL_PLAINTEXT listener (tests of authentication errors).
+SASL_USERS = {"alice": "alice-secret"}
+
+
+@pytest.fixture(scope="session")
+def sasl_bootstrap(kafka_broker: BrokerHandle) -> str:
+    """``host:port`` of the local broker's SASL_PLAINTEXT/PLAIN listener (`SASL_USERS`)."""
+    if kafka_broker.local is None or kafka_broker.local.sasl_port is None:
+        pytest.skip(f"needs the local broker's SASL listener; the broker is {kafka_broker.kind}")
+    return f"127.0.0.1:{kafka_broker.local.sasl_port}"
 
 
 @pytest.fixture(scope="session")

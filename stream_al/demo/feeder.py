@@ -7,6 +7,7 @@ import time
 
 from stream_al.schemas import Sample, encode
 from stream_al.service import kafka_io
+from stream_al.service.preflight import check_cluster
 from stream_al.settings import Settings
 from stream_al.sim.datasets import stream
 
@@ -24,6 +25,7 @@ def produce(
     """Send the samples of ``dataset``, keyed by id, at most ``rate`` a second; return the count."""
     if rate is not None and rate <= 0:
         raise ValueError(f"--rate must be positive, got {rate}")
+    check_cluster(settings.kafka, () if settings.topics.create else [settings.topics.samples])
     if settings.topics.create:
         kafka_io.ensure_topics(settings)
     producer = kafka_io.producer(settings)

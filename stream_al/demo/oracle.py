@@ -20,6 +20,7 @@ from kafka.structs import OffsetAndMetadata
 
 from stream_al.schemas import LabelMessage, Query, encode
 from stream_al.service import kafka_io
+from stream_al.service.preflight import check_cluster
 from stream_al.settings import Settings
 from stream_al.sim.datasets import stream
 from stream_al.sim.simulate import NoisyOracle
@@ -50,7 +51,9 @@ def answer_queries(
     truth = {example.id: example.label for example in stream(dataset, seed=seed)}
     oracle = NoisyOracle(list(truth.values()), noise, seed)
     stop = stop or threading.Event()
-    if settings.topics.create:
+    topics = settings.topics
+    check_cluster(settings.kafka, () if topics.create else [topics.oracle, topics.labels])
+    if topics.create:
         kafka_io.ensure_topics(settings)
     consumer = KafkaConsumer(
         **settings.kafka.client_config(),

@@ -13,6 +13,7 @@ from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, Ka
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from stream_al.service.preflight import host_port
 from stream_al.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,17 @@ def log_consumer(settings: Settings) -> KafkaConsumer:
     )
 
 
+def topic_names(settings: Settings) -> list[str]:
+    """The topics the service reads and writes (predictions only when turned on)."""
+    topics = settings.topics
+    names = [topics.samples, topics.oracle, topics.labels, topics.dead_letters]
+    return [*names, topics.predictions] if topics.predictions else names
+
+
 def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = None) -> None:
     """Create the service's topics that do not exist yet (``extra``: name -> topic configs)."""
     topics = settings.topics
-    wanted: dict[str, dict[str, str]] = {
-        name: {} for name in (topics.samples, topics.oracle, topics.labels, topics.dead_letters)
-    }
-    if topics.predictions:
-        wanted[topics.predictions] = {}
+    wanted: dict[str, dict[str, str]] = {name: {} for name in topic_names(settings)}
     wanted.update(extra or {})
     admin = KafkaAdminClient(**settings.kafka.client_config())
     try:
@@ -130,11 +134,6 @@ def partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60.0) ->
     return set(partitions)
 
 
-def _host_port(server: str) -> tuple[str, int]:
-    host, _, port = server.strip().rpartition(":")
-    return host.strip("[]") or "localhost", int(port or 9092)
-
-
 class BrokerProbe:
     """Checks in the background, every ``interval`` seconds, that a bootstrap server answers.
 
@@ -143,7 +142,7 @@ class BrokerProbe:
     """
 
     def __init__(self, bootstrap_servers: str, interval: float = 1.0) -> None:
-        self._addresses = [_host_port(server) for server in bootstrap_servers.split(",")]
+        self._addresses = [host_port(server) for server in bootstrap_servers.split(",")]
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="broker-probe", daemon=True)
