@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -23,6 +22,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
+from stream_al.demo.local_broker import local_broker
 from stream_al.schemas import Sample, encode
 from stream_al.service import kafka_io
 from stream_al.service.app import Service
@@ -103,18 +103,19 @@ def service_rate(settings: Settings, n: int) -> tuple[float, list[float]]:
     return n / elapsed, metrics.latencies
 
 
-def start_broker(launcher: Path) -> str:
-    result = subprocess.run([launcher, "start"], capture_output=True, text=True, check=True)
-    return result.stdout.strip().splitlines()[-1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=50_000)
     parser.add_argument("--bootstrap", help="an already running broker")
     parser.add_argument("--kafka-launcher", type=Path, default=Path("deploy/kafka/kafka-local"))
     args = parser.parse_args()
-    bootstrap = args.bootstrap or start_broker(args.kafka_launcher)
+    if args.bootstrap:
+        return run(args.bootstrap, args.samples)
+    with local_broker(args.kafka_launcher, "bench") as bootstrap:
+        return run(bootstrap, args.samples)
+
+
+def run(bootstrap: str, samples: int) -> int:
 
     run = uuid.uuid4().hex[:8]
     learner = LearnerConfig(model=ModelConfig(name="logreg"), strategy=StrategyConfig(budget=0.05))
@@ -129,19 +130,19 @@ def main() -> int:
         learner=learner,
     )
     kafka_io.ensure_topics(settings)
-    print(f"writing {args.samples} samples to {settings.topics.samples} ...", flush=True)
-    fill_topic(bootstrap, settings.topics.samples, args.samples)
+    print(f"writing {samples} samples to {settings.topics.samples} ...", flush=True)
+    fill_topic(bootstrap, settings.topics.samples, samples)
 
-    raw = pipe_rate(bootstrap, settings.topics.samples, args.samples)
+    raw = pipe_rate(bootstrap, settings.topics.samples, samples)
     relay = pipe_rate(
-        bootstrap, settings.topics.samples, args.samples, out_topic=settings.topics.dead_letters
+        bootstrap, settings.topics.samples, samples, out_topic=settings.topics.dead_letters
     )
-    rate, latencies = service_rate(settings, args.samples)
+    rate, latencies = service_rate(settings, samples)
     quantiles = statistics.quantiles(latencies, n=100)
     p50, p99 = quantiles[49] * 1000, quantiles[98] * 1000
     ratio = rate / raw
     print(
-        f"\nsamples                       {args.samples} (hyperplane, 10 features, 1 partition)\n"
+        f"\nsamples                       {samples} (hyperplane, 10 features, 1 partition)\n"
         f"raw kafka-python consume      {raw:10,.0f} messages/s\n"
         f"service end to end            {rate:10,.0f} samples/s "
         "(validated, scored, published, delivered, committed)\n"

@@ -28,7 +28,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from stream_al.demo.local_broker import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = REPO_ROOT / "deploy" / "kafka" / "kafka-local"
@@ -50,41 +51,6 @@ _TOPIC_UNSAFE = re.compile(r"[^a-zA-Z0-9._-]+")
 
 class BrokerError(RuntimeError):
     """The local broker could not be started or stopped; the message carries the log tail."""
-
-
-def _ephemeral_port_floor() -> int:
-    try:
-        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
-        return int(text.split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default floor
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port(rng: random.Random | None = None) -> int:
-    """A free TCP port on 127.0.0.1 *below* the kernel's ephemeral range.
-
-    A port from ``bind(0)`` is ephemeral, and that breaks restart tests: while the broker is
-    down, clients keep reconnecting to its port from ephemeral source ports, and sooner or
-    later the kernel picks the listener's own port as a source port (a TCP self-connect),
-    which then holds the port and the restarted broker cannot bind it. Ports in
-    20000..floor-1 are never handed out as source ports and clear of well-known services.
-    """
-    rng = rng or random.Random(os.getpid())
-    high = min(_ephemeral_port_floor(), 32768) - 1
-    for _ in range(500):
-        port = rng.randint(20000, high)
-        if _port_is_free(port):
-            return port
-    raise BrokerError(f"no free TCP port in 20000..{high} on 127.0.0.1")
 
 
 class LocalKafka:

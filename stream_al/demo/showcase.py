@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,33 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.demo.feeder import produce
+from stream_al.demo.local_broker import free_port, local_broker
 from stream_al.demo.oracle import answer_queries
 from stream_al.settings import load_settings
 from stream_al.sim.datasets import DATASETS, Example, stream
 from stream_al.sim.simulate import simulate
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def local_broker(launcher: Path) -> Iterator[str]:
-    """Start the local broker if it is not running; stop it afterwards only if we started it."""
-    was_running = subprocess.run([launcher, "status"], capture_output=True).returncode == 0
-    print(f"[demo] {'using the running' if was_running else 'starting a local'} Kafka broker")
-    started = subprocess.run([launcher, "start"], capture_output=True, text=True)
-    if started.returncode != 0:
-        sys.exit(f"[demo] the broker did not start:\n{started.stdout}{started.stderr}")
-    bootstrap = started.stdout.strip().splitlines()[-1]
-    try:
-        yield bootstrap
-    finally:
-        if not was_running:
-            print("[demo] stopping the broker")
-            subprocess.run([launcher, "stop"], capture_output=True)
 
 
 @contextmanager
@@ -179,12 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     run_id = uuid.uuid4().hex[:8]
-    metrics_port = _free_port()
+    metrics_port = free_port()
     workdir = Path(".state") / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
     examples = list(stream(args.dataset, seed=args.seed))
 
-    with local_broker(args.kafka_launcher) as bootstrap:
+    print("[demo] starting a local Kafka broker on free ports")
+    with local_broker(args.kafka_launcher, "demo") as bootstrap:
         env = {
             **os.environ,
             "STREAM_AL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
@@ -243,6 +221,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        # The context managers have stopped the service and, if it started one, the broker.
+        # The context managers have stopped the service and the broker.
         print("[demo] interrupted; what the demo started is stopped")
         sys.exit(130)

@@ -28,9 +28,7 @@ def run_service(settings: Settings) -> int:
             port = metrics.start()
         except OSError as error:
             raise SettingsError(
-                f"cannot serve metrics on {settings.metrics.host}:{settings.metrics.port} "
-                f"({error.strerror or error}); set metrics.port (STREAM_AL_METRICS__PORT) to a "
-                "free port, or 0 for any"
+                f"{error}; set metrics.port (STREAM_AL_METRICS__PORT) to a free port, or 0 for any"
             ) from error
         log.info("metrics on http://%s:%d/metrics", settings.metrics.host, port)
     try:

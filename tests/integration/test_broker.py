@@ -6,6 +6,7 @@ broker (``LocalKafka.log_path``) before looking at the service.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterable
 
@@ -184,3 +185,22 @@ def test_broker_is_back_after_a_test_stopped_it(kafka_bootstrap: str) -> None:
     finally:
         producer.close()
     assert len(_read_from_start(kafka_bootstrap, topic, 3)) == 3
+
+
+def test_a_throwaway_broker_takes_free_ports_and_is_stopped_even_on_an_error() -> None:
+    """What ``make demo`` and ``bench/throughput.py`` start never lingers, never on 9092."""
+    from stream_al.demo.local_broker import free_port, local_broker
+    from tests.kafka_broker import LAUNCHER
+
+    assert free_port() != free_port(), "two draws in one process must differ"
+    addresses = []
+    with pytest.raises(RuntimeError, match="boom"), local_broker(LAUNCHER, "test") as address:
+        addresses.append(address)
+        host, port = address.rsplit(":", 1)
+        assert port != "9092"
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+        raise RuntimeError("boom")
+    host, port = addresses[0].rsplit(":", 1)
+    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=5):
+        pass
