@@ -127,9 +127,21 @@ def _settings(args: argparse.Namespace) -> Settings:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # kafka-python's INFO buries the service's own lines (80 to 5 at start), and its DEBUG
-    # prints SASL passwords: its warnings and errors are enough.
+    # prints SASL passwords: its warnings and errors are enough, without their tracebacks
+    # (a connection reset during an outage is one line's news, not twenty).
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_without_kafka_tracebacks)
     return settings
+
+
+def _without_kafka_tracebacks(record: logging.LogRecord) -> bool:
+    if record.name.startswith("kafka") and record.exc_info:
+        error = record.exc_info[1]
+        record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+        record.args = None
+        record.exc_info = record.exc_text = None
+    return True
 
 
 def _run(args: argparse.Namespace) -> int:
