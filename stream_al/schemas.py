@@ -35,6 +35,7 @@ from pydantic import (
     Field,
     PlainValidator,
     ValidationError,
+    model_validator,
 )
 
 from stream_al.core.types import ClassLabel, FeatureValue, QueryReason
@@ -125,22 +126,49 @@ _M = TypeVar("_M", bound=_Wire)
 Features = Annotated[dict[FeatureName, WireFeatureValue], Field(max_length=MAX_FEATURES)]
 
 
+Metadata = Annotated[dict[FeatureName, MetadataValue], Field(max_length=1000)]
+
+
 class Sample(_Wire):
-    """One event to score: ``features`` by name, an optional event time and metadata."""
+    """One event to score: ``features`` by name, an optional event time and metadata.
+
+    ``metadata`` is not learned from; it travels with the sample to its query and its
+    prediction (a text to show a labeler, a record URL, a source system's key).
+    """
 
     id: Id
     features: Features
     timestamp: datetime | None = None
-    metadata: Annotated[dict[FeatureName, MetadataValue], Field(max_length=1000)] | None = None
+    metadata: Metadata | None = None
 
 
 class LabelMessage(_Wire):
-    """A label for a sample; ``features`` may be carried along when the sample was never queried."""
+    """A label for a sample, or a labeler's "don't know" (``skipped``).
+
+    ``features`` may be carried along when the sample was never queried here. Exactly
+    one of ``label`` and ``skipped`` is given: a skip tells the service to stop waiting
+    for that sample's label (it is counted, not learned).
+
+    >>> LabelMessage(id="s-1", skipped=True, annotator="ann").label is None
+    True
+    >>> LabelMessage(id="s-1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for LabelMessage
+    ...
+    """
 
     id: Id
-    label: Label
+    label: Label | None = None
+    skipped: bool = False
     annotator: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)] | None = None
     features: Features | None = None
+
+    @model_validator(mode="after")
+    def _label_or_skip(self) -> LabelMessage:
+        if (self.label is None) != self.skipped:
+            raise ValueError("give either a label or skipped: true (not both, not neither)")
+        return self
 
 
 class Query(_Wire):
@@ -155,15 +183,29 @@ class Query(_Wire):
     reason: QueryReason
     threshold: float | None
     created_at: datetime
+    #: The classes a labeler may choose from: ``learner.classes`` when set, otherwise
+    #: the classes learned so far (a labeler may then name a new one).
+    classes: tuple[ClassLabel, ...] = ()
+    #: The sample's own event time and metadata, as it arrived.
+    timestamp: datetime | None = None
+    metadata: dict[str, MetadataValue] | None = None
 
 
 class Prediction(_Wire):
-    """What downstream receives for every sample."""
+    """What downstream receives for every sample.
+
+    ``model_version`` is the number of labels the model had learned when it predicted:
+    two predictions with the same version came from the same model.
+    """
 
     id: Id
     label: ClassLabel | None
     probabilities: dict[ClassLabel, float]
+    uncertainty: float
     queried: bool
+    model_version: int
+    timestamp: datetime | None = None
+    metadata: dict[str, MetadataValue] | None = None
 
 
 def _decode_json(raw: bytes, max_bytes: int) -> Any:

@@ -17,7 +17,7 @@ from stream_al.core.pending import Lookup, PendingQuery, PendingStore
 from stream_al.core.strategies import build_policy
 from stream_al.core.types import ClassLabel, Features, Proba
 from stream_al.core.uncertainty import build_measure
-from stream_al.schemas import LabelMessage, Query, Sample
+from stream_al.schemas import LabelMessage, MetadataValue, Query, Sample
 
 
 class ModelError(ValueError):
@@ -46,6 +46,8 @@ class LabelStatus(StrEnum):
     UNKNOWN_ID = "unknown_id"
     EXPIRED = "expired"
     INVALID = "invalid"
+    #: A labeler answered "don't know": the sample is no longer waited for.
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,8 @@ class _Recent:
     label: ClassLabel | None
     probabilities: Proba
     uncertainty: float
+    timestamp: datetime | None
+    metadata: dict[str, MetadataValue] | None
 
 
 class RollingMean:
@@ -152,6 +156,14 @@ class ActiveLearner:
         # like the pending store, which is where the ids come from.
         self._learned_ids: OrderedDict[str, None] = OrderedDict()
         self._learned_ids_max = max(config.pending_max, 1) * 2
+        #: Classes learned so far, in order of arrival (what a labeler is offered when
+        #: ``config.classes`` is not set).
+        self._classes_seen: dict[ClassLabel, None] = {}
+
+    @property
+    def classes(self) -> tuple[ClassLabel, ...]:
+        """The configured classes, or else those learned so far."""
+        return self.config.classes or tuple(self._classes_seen)
 
     def score(self, sample: Sample, now: float | None = None) -> Scored:
         """Predict ``sample``, measure its uncertainty and decide whether to ask.
@@ -173,7 +185,9 @@ class ActiveLearner:
             return Scored(sample.id, label, proba, uncertainty, (), asked_before=True)
         self.samples_seen += 1
 
-        self._recent[sample.id] = _Recent(x, label, proba, uncertainty)
+        self._recent[sample.id] = _Recent(
+            x, label, proba, uncertainty, sample.timestamp, sample.metadata
+        )
         self._recent.move_to_end(sample.id)
         while len(self._recent) > self.policy.lookback:
             self._recent.popitem(last=False)
@@ -194,6 +208,9 @@ class ActiveLearner:
                     reason=decision.reason,
                     threshold=decision.threshold,
                     created_at=datetime.fromtimestamp(now, UTC),
+                    classes=self.classes,
+                    timestamp=picked.timestamp,
+                    metadata=picked.metadata,
                 )
             )
             self.pending.add(selection.key, PendingQuery(picked.features, picked.label, now), now)
@@ -241,6 +258,8 @@ class ActiveLearner:
         queried (or has expired); otherwise such a label is reported, not learned.
         """
         now = time.time() if now is None else now
+        if label.label is None:
+            return self._skip(label, now)
         classes = self.config.classes
         if classes is not None and label.label not in classes:
             detail = f"label {label.label!r} is not one of the classes {', '.join(classes)}"
@@ -264,6 +283,7 @@ class ActiveLearner:
             self.policy.model_reset_requested = False
             self.model = build_model(self.config.model)
         self.model.learn_one(features, label.label)
+        self._classes_seen[label.label] = None
         self.labels_learned += 1
         self._learned_ids[label.id] = None
         if len(self._learned_ids) > self._learned_ids_max:
@@ -273,6 +293,16 @@ class ActiveLearner:
             self.recent_accuracy.add(float(correct))
             self.policy.labelled(label.id, correct)
         return self._outcome(Learned(LabelStatus.LEARNED, correct, asked_at))
+
+    def _skip(self, label: LabelMessage, now: float) -> Learned:
+        if label.id in self._learned_ids:
+            return self._outcome(Learned(LabelStatus.DUPLICATE, detail="already learned"))
+        lookup, pending = self.pending.pop(label.id, now)
+        if pending is None and lookup is not Lookup.EXPIRED:
+            detail = "a skip for a sample never queried here"
+            return self._outcome(Learned(LabelStatus.UNKNOWN_ID, detail=detail))
+        asked_at = None if pending is None else pending.asked_at
+        return self._outcome(Learned(LabelStatus.SKIPPED, asked_at=asked_at))
 
     def accuracy_estimate(
         self, kind: EstimateKind | None = None, scope: EstimateScope = "window"

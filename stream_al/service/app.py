@@ -428,7 +428,11 @@ class Service:
                 id=sample.id,
                 label=scored.label,
                 probabilities=scored.probabilities,
+                uncertainty=scored.uncertainty,
                 queried=scored.queried,
+                model_version=self.learner.labels_learned,
+                timestamp=sample.timestamp,
+                metadata=sample.metadata,
             )
             self._send(topics.predictions, sample.id, encode(prediction))
             self.metrics.prediction_sent()
@@ -607,7 +611,7 @@ class Service:
             self._reject_label(record, "model_error", _describe(error))
             return
         self.metrics.label_outcome(learned.status.value)
-        if learned.status is LabelStatus.LEARNED:
+        if learned.status in (LabelStatus.LEARNED, LabelStatus.SKIPPED):
             if learned.asked_at is not None:
                 self.metrics.observe_label_latency(max(0.0, self._clock() - learned.asked_at))
             return

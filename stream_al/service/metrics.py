@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 
 #: What became of a label read from the labels topic: the learner's statuses
 #: (`stream_al.core.learner.LabelStatus`) plus "invalid" for a label that could not be decoded.
-LabelOutcome = Literal["learned", "duplicate", "unknown_id", "expired", "invalid"]
+LabelOutcome = Literal["learned", "skipped", "duplicate", "unknown_id", "expired", "invalid"]
 
 QUERY_REASONS: Final[tuple[str, ...]] = get_args(QueryReason)
 LABEL_STATUSES: Final[tuple[str, ...]] = get_args(LabelOutcome)

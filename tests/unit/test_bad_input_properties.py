@@ -9,6 +9,7 @@ message that the learner can score or learn and that the service can publish.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from stream_al.core.config import LearnerConfig, StrategyConfig
-from stream_al.core.learner import ActiveLearner
+from stream_al.core.learner import ActiveLearner, ModelError
 from stream_al.schemas import (
     MAX_ID_LENGTH,
     DeadLetterReason,
@@ -146,7 +147,10 @@ def _usable_sample(sample: Sample) -> None:
                 id=sample.id,
                 label=scored.label,
                 probabilities=scored.probabilities,
+                uncertainty=scored.uncertainty,
                 queried=scored.queried,
+                model_version=learner.labels_learned,
+                metadata=sample.metadata,
             )
         )
         # Every sample may be queried: its features must travel to the oracle.
@@ -169,7 +173,10 @@ def _usable_sample(sample: Sample) -> None:
 
 def _usable_label(label: LabelMessage) -> None:
     learner = _trained_learner()
-    learner.learn(label, now=0.0)
+    # Refused by the learner (features that would overflow it) is fine: the service
+    # dead-letters it as model_error, and the model is unchanged.
+    with contextlib.suppress(ModelError):
+        learner.learn(label, now=0.0)
     scored = learner.score(Sample(id="probe", features={"x": 1.0, "y": 2.0}), now=0.0)
     assert all(math.isfinite(p) for p in scored.probabilities.values())
     label.id.encode()

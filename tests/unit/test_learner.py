@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from datetime import UTC, datetime
 
 import pytest
 
@@ -237,3 +238,31 @@ def test_a_label_whose_features_would_overflow_the_model_is_refused() -> None:
     low = learner.model.predict_proba_one({"a": 0.0, "b": 2.0})
     high = learner.model.predict_proba_one({"a": 2.0, "b": 2.0})
     assert abs(low["1"] - high["1"]) > 0.05
+
+
+def test_a_query_carries_the_samples_metadata_time_and_the_classes_to_choose_from() -> None:
+    learner = ActiveLearner(config(warmup=3))
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first = learner.score(Sample(id="a", features={"x": 1.0}, metadata={"text": "hi"}), now=0.0)
+    assert first.queries[0].metadata == {"text": "hi"}
+    assert first.queries[0].classes == ()  # nothing learned yet: a labeler names the class
+    learner.learn(LabelMessage(id="a", label="cat"), now=1.0)
+    second = learner.score(Sample(id="b", features={"x": 2.0}, timestamp=stamp), now=2.0)
+    assert second.queries[0].timestamp == stamp and second.queries[0].metadata is None
+    assert second.queries[0].classes == ("cat",)
+    configured = ActiveLearner(LearnerConfig(classes=("dog", "cat")))
+    assert configured.score(Sample(id="c", features={}), now=0.0).queries[0].classes == (
+        "dog",
+        "cat",
+    )
+
+
+def test_a_skip_stops_the_wait_for_that_label_and_learns_nothing() -> None:
+    learner = ActiveLearner(config())
+    learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    skipped = learner.learn(LabelMessage(id="a", skipped=True, annotator="ann"), now=3.0)
+    assert skipped.status is LabelStatus.SKIPPED and skipped.asked_at == 0.0
+    assert "a" not in learner.pending and learner.labels_learned == 0
+    assert learner.learn(LabelMessage(id="ghost", skipped=True), now=4.0).status is (
+        LabelStatus.UNKNOWN_ID
+    )

@@ -68,7 +68,14 @@ def test_every_labelled_series_exists_at_zero_before_any_event(metrics: ServiceM
     for name in ("stream_al_rebalances_total", "stream_al_predictions_total"):
         assert rendered[(name, frozenset())] == 0.0
     assert set(QUERY_REASONS) == {"uncertain", "exploration", "warm-up"}
-    assert set(LABEL_STATUSES) == {"learned", "duplicate", "unknown_id", "expired", "invalid"}
+    assert set(LABEL_STATUSES) == {
+        "learned",
+        "skipped",
+        "duplicate",
+        "unknown_id",
+        "expired",
+        "invalid",
+    }
 
 
 def test_counters_count_each_event_under_its_label(metrics: ServiceMetrics) -> None:

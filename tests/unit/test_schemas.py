@@ -112,9 +112,24 @@ def test_messages_round_trip_through_json() -> None:
     sample = Sample(id="a", features={"x": 1.5, "c": "red", "b": False})
     assert decode_sample(encode(sample)) == sample
     prediction = Prediction(
-        id="a", label="true", probabilities={"true": 0.7, "false": 0.3}, queried=True
+        id="a",
+        label="true",
+        probabilities={"true": 0.7, "false": 0.3},
+        uncertainty=0.6,
+        queried=True,
+        model_version=12,
+        metadata={"text": "hello"},
     )
     assert Prediction.model_validate_json(encode(prediction)) == prediction
+
+
+def test_a_skip_is_a_label_message_without_a_label() -> None:
+    assert decode_label(b'{"id": "a", "skipped": true}').skipped
+    for raw in (b'{"id": "a"}', b'{"id": "a", "label": "x", "skipped": true}'):
+        with pytest.raises(InvalidMessage) as refused:
+            decode_label(raw)
+        assert refused.value.reason == "invalid_label"
+        assert "either a label or skipped" in refused.value.detail
 
 
 @pytest.mark.parametrize(
