@@ -120,7 +120,7 @@ def run(bootstrap: str, samples: int) -> int:
     run = uuid.uuid4().hex[:8]
     learner = LearnerConfig(model=ModelConfig(name="logreg"), strategy=StrategyConfig(budget=0.05))
     settings = Settings(
-        kafka={"bootstrap_servers": bootstrap},
+        kafka={"bootstrap_servers": bootstrap, "auto_offset_reset": "earliest"},
         topics={
             name: f"bench-{run}.{name}"
             for name in ("samples", "oracle", "labels", "predictions", "dead_letters")

@@ -35,10 +35,12 @@ from pydantic import (
     Field,
     PlainValidator,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
 from stream_al.core.types import ClassLabel, FeatureValue, QueryReason
+from stream_al.mapping import FieldMapping, MappingError, to_envelope
 
 MAX_ID_LENGTH = 256
 MAX_FEATURES = 10_000
@@ -112,7 +114,17 @@ def _feature_value(value: Any) -> FeatureValue:
     raise ValueError(f"must be a number, string or boolean, not {type(value).__name__}")
 
 
-WireFeatureValue = Annotated[FeatureValue, PlainValidator(_feature_value)]
+WireFeatureValue = Annotated[
+    FeatureValue,
+    PlainValidator(_feature_value),
+    WithJsonSchema(
+        {
+            "description": "a finite number, a string of at most 4096 characters, or a "
+            "boolean; null is a missing value",
+            "type": ["number", "string", "boolean", "null"],
+        }
+    ),
+]
 MetadataValue = str | int | float | bool | None
 
 
@@ -123,17 +135,38 @@ class _Wire(BaseModel):
 _M = TypeVar("_M", bound=_Wire)
 
 
-Features = Annotated[dict[FeatureName, WireFeatureValue], Field(max_length=MAX_FEATURES)]
+def _drop_nulls(value: Any) -> Any:
+    # null means missing, everywhere: what pandas writes for NaN, and what a team's events
+    # hold for a field they did not fill. river's models take a missing key as missing.
+    if isinstance(value, dict):
+        return {name: v for name, v in value.items() if v is not None}
+    return value
+
+
+Features = Annotated[
+    dict[FeatureName, WireFeatureValue],
+    BeforeValidator(_drop_nulls),
+    Field(max_length=MAX_FEATURES),
+]
+
+
+class _Incoming(_Wire):
+    # Unknown top-level fields are ignored, so an envelope may carry more than we read.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
 
 
 Metadata = Annotated[dict[FeatureName, MetadataValue], Field(max_length=1000)]
 
 
-class Sample(_Wire):
+class Sample(_Incoming):
     """One event to score: ``features`` by name, an optional event time and metadata.
 
     ``metadata`` is not learned from; it travels with the sample to its query and its
-    prediction (a text to show a labeler, a record URL, a source system's key).
+    prediction (a text to show a labeler, a record URL, a source system's key). A feature
+    that is ``null`` is missing; a top-level field other than these is ignored.
+
+    >>> decode_sample(b'{"id": "a", "features": {"x": null, "y": 2}, "source": "web"}').features
+    {'y': 2}
     """
 
     id: Id
@@ -142,7 +175,7 @@ class Sample(_Wire):
     metadata: Metadata | None = None
 
 
-class LabelMessage(_Wire):
+class LabelMessage(_Incoming):
     """A label for a sample, or a labeler's "don't know" (``skipped``).
 
     ``features`` may be carried along when the sample was never queried here. Exactly
@@ -257,24 +290,82 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _decode(raw: bytes, model: type[_M], reason: DeadLetterReason, max_bytes: int) -> _M:
+def _decode(
+    raw: bytes,
+    model: type[_M],
+    reason: DeadLetterReason,
+    max_bytes: int,
+    mapping: FieldMapping | None = None,
+    key: bytes | None = None,
+) -> _M:
     data = _decode_json(raw, max_bytes)
+    if mapping is not None:
+        try:
+            data = to_envelope(data, mapping, key, label=model is LabelMessage)
+        except MappingError as exc:
+            raise InvalidMessage(reason, str(exc)) from exc
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidMessage(reason, _describe(exc)) from exc
 
 
-def decode_sample(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Sample:
-    """Parse and validate a sample message, or raise ``InvalidMessage``."""
-    return _decode(raw, Sample, "invalid_sample", max_bytes)
+def decode_sample(
+    raw: bytes,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    mapping: FieldMapping | None = None,
+    key: bytes | None = None,
+) -> Sample:
+    """Parse and validate a sample message (read through ``mapping`` if given), or raise
+    ``InvalidMessage``; ``key`` is the record's key, the id when the mapping says so."""
+    return _decode(raw, Sample, "invalid_sample", max_bytes, mapping, key)
 
 
-def decode_label(raw: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> LabelMessage:
-    """Parse and validate a label message, or raise ``InvalidMessage``."""
-    return _decode(raw, LabelMessage, "invalid_label", max_bytes)
+def decode_label(
+    raw: bytes,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    mapping: FieldMapping | None = None,
+    key: bytes | None = None,
+) -> LabelMessage:
+    """Parse and validate a label message, like ``decode_sample``."""
+    return _decode(raw, LabelMessage, "invalid_label", max_bytes, mapping, key)
 
 
 def encode(message: BaseModel) -> bytes:
     """Serialise a wire model to compact JSON bytes."""
     return message.model_dump_json(exclude_none=False).encode()
+
+
+#: The messages of each topic, by the name of their JSON Schema file in ``docs/schemas``.
+MESSAGES: dict[str, type[BaseModel]] = {
+    "sample": Sample,
+    "prediction": Prediction,
+    "query": Query,
+    "label": LabelMessage,
+}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each message, as read (samples, labels) or as written.
+
+    ``python -m stream_al.schemas DIR`` writes them to ``DIR/<name>.schema.json``.
+    """
+    schemas = {}
+    for name, model in MESSAGES.items():
+        incoming = issubclass(model, _Incoming)
+        schema = model.model_json_schema(mode="validation" if incoming else "serialization")
+        # The docstring's first paragraph, not its examples.
+        schema["description"] = (model.__doc__ or "").strip().split("\n\n")[0]
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schemas[name] = schema
+    return schemas
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (folder / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+        print(folder / f"{name}.schema.json")

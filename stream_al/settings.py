@@ -9,9 +9,12 @@ message naming the setting (``load_settings``).
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
 import tomllib
+import typing
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -33,10 +36,30 @@ from pydantic_settings import (
 )
 
 from stream_al.core.config import LearnerConfig
+from stream_al.core.imports import load_object
+from stream_al.mapping import FieldMapping
 from stream_al.schemas import DEFAULT_MAX_MESSAGE_BYTES
 
 ENV_PREFIX = "STREAM_AL_"
 CONFIG_FILE_VARIABLE = "STREAM_AL_CONFIG_FILE"
+#: Variables of the prefix that are not settings: the config file's, and the test suite's.
+_NOT_SETTINGS = (CONFIG_FILE_VARIABLE, "STREAM_AL_TEST_")
+#: Client options the service sets itself, per client (offsets, serialisation, groups).
+_MANAGED_OPTIONS = frozenset(
+    {
+        "group_id",
+        "enable_auto_commit",
+        "auto_offset_reset",
+        "key_serializer",
+        "value_serializer",
+        "key_deserializer",
+        "value_deserializer",
+        "acks",
+        "max_request_size",
+        "max_partition_fetch_bytes",
+        "max_poll_records",
+    }
+)
 
 
 class _Section(BaseModel):
@@ -57,12 +80,50 @@ class KafkaSettings(_Section):
     ssl_keyfile: Path | None = None
     ssl_check_hostname: bool = True
     request_timeout_ms: int = Field(30_000, ge=1000)
+    #: Where a consumer group that has no committed offset yet starts on the samples topic:
+    #: ``latest`` scores only what arrives from now on (a new group on a topic with a long
+    #: history would otherwise score it all and spend the labeling budget on the past);
+    #: ``earliest`` scores the retained history first.
+    auto_offset_reset: Literal["latest", "earliest"] = "latest"
+    #: For OAUTHBEARER: ``module:attribute`` naming a kafka-python ``AbstractTokenProvider``
+    #: subclass or factory, called without arguments.
+    sasl_oauth_token_provider: str | None = None
+    #: Further kafka-python client options, passed through as they are (e.g.
+    #: ``{connections_max_idle_ms = 300000}``); those named above are set above.
+    extra: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaSettings:
         if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
             raise ValueError("kafka.sasl_mechanism is required with a SASL security_protocol")
+        if self.sasl_mechanism == "OAUTHBEARER" and self.sasl_oauth_token_provider is None:
+            raise ValueError(
+                "kafka.sasl_oauth_token_provider (module:attribute) is required with "
+                "sasl_mechanism OAUTHBEARER"
+            )
+        if self.sasl_oauth_token_provider is not None:
+            load_object(self.sasl_oauth_token_provider, "kafka.sasl_oauth_token_provider")
         return self
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_known(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+        known = (
+            set(KafkaProducer.DEFAULT_CONFIG)
+            | set(KafkaConsumer.DEFAULT_CONFIG)
+            | set(KafkaAdminClient.DEFAULT_CONFIG)
+        )
+        named = set(cls.model_fields) - {"extra"}
+        for option in extra:
+            if option in named or option in _MANAGED_OPTIONS:
+                raise ValueError(f"{option} is a setting of its own here, not an extra option")
+            if option not in known:
+                close = difflib.get_close_matches(option, sorted(known), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(f"{option} is not a kafka-python client option{hint}")
+        return extra
 
     def client_config(self) -> dict[str, Any]:
         """Keyword arguments shared by kafka-python's producer, consumer and admin client."""
@@ -77,13 +138,18 @@ class KafkaSettings(_Section):
             config["sasl_plain_username"] = self.sasl_plain_username
             if self.sasl_plain_password is not None:
                 config["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+        if self.sasl_oauth_token_provider is not None:
+            provider = load_object(
+                self.sasl_oauth_token_provider, "kafka.sasl_oauth_token_provider"
+            )
+            config["sasl_oauth_token_provider"] = provider() if callable(provider) else provider
         if self.security_protocol in ("SSL", "SASL_SSL"):
             config["ssl_check_hostname"] = self.ssl_check_hostname
             for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
                 value = getattr(self, name)
                 if value is not None:
                     config[name] = str(value)
-        return config
+        return {**config, **self.extra}
 
 
 class TopicSettings(_Section):
@@ -140,6 +206,26 @@ class CheckpointSettings(_Section):
         return self
 
 
+class WarmStartSettings(_Section):
+    """Where a service without a checkpoint starts from (any or all, in this order)."""
+
+    #: A trained learner: a checkpoint file, e.g. one ``stream-al train`` wrote; signed
+    #: with the checkpoint key (``checkpoint.hmac_key`` or ``checkpoint.key_file``).
+    model_file: Path | None = None
+    #: A file of labelled samples (CSV, JSON Lines, Parquet) with its label column.
+    data: Path | None = None
+    target: str | None = None
+    id_column: str | None = None
+    #: The labels topic from its beginning: the labels that carry their features.
+    replay_labels: bool = False
+
+    @model_validator(mode="after")
+    def _data_has_target(self) -> WarmStartSettings:
+        if self.data is not None and self.target is None:
+            raise ValueError("warm_start.target (the label column) is required with data")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the service needs, validated at start."""
 
@@ -154,8 +240,11 @@ class Settings(BaseSettings):
     #: Names this replica (labels consumer, checkpoints); defaults to the host name.
     replica_id: str = Field(default_factory=socket.gethostname, min_length=1)
     learner: LearnerConfig = LearnerConfig()
+    #: How samples and labels are read: stream_al's envelope, or a team's own events.
+    mapping: FieldMapping = FieldMapping()
     metrics: MetricsSettings = MetricsSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
+    warm_start: WarmStartSettings = WarmStartSettings()
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
     #: Largest number of records taken per poll.
     max_poll_records: int = Field(500, ge=1)
@@ -207,3 +296,81 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise SettingsError(f"config file {config_file or named} is not valid TOML: {exc}") from exc
     finally:
         _config_file.reset(token)
+
+
+def _setting_variables(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, bool]]:
+    """(variable, open) for every setting; ``open`` when nested names may follow."""
+    for name, info in model.model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield variable, False
+            yield from _setting_variables(annotation, variable + "__")
+        else:
+            yield variable, typing.get_origin(annotation) is dict
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``STREAM_AL_`` variable that names no setting (with a guess).
+
+    >>> for warning in unknown_variables({"STREAM_AL_LEARNER_STRATEGY_BUDGET": "0.3"}):
+    ...     print(warning.replace("ignored (", "ignored\\n("))
+    STREAM_AL_LEARNER_STRATEGY_BUDGET names no setting and is ignored
+    (did you mean STREAM_AL_LEARNER__STRATEGY__BUDGET?)
+    """
+    environ = os.environ if environ is None else environ
+    variables = dict(_setting_variables(Settings, ENV_PREFIX))
+    open_prefixes = [name + "__" for name, is_open in variables.items() if is_open]
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(_NOT_SETTINGS):
+            continue
+        if upper in variables or upper.startswith(tuple(open_prefixes)):
+            continue
+        guess = difflib.get_close_matches(upper, list(variables), n=1, cutoff=0.8)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        warnings.append(f"{name} names no setting and is ignored{hint}")
+    return warnings
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, value in values.items():
+        if isinstance(value, Mapping) and value:
+            yield from _flatten(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value
+
+
+def describe_settings(
+    settings: Settings, config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> list[tuple[str, Any, str]]:
+    """(dotted name, value, source) for every setting; secrets come out masked.
+
+    The source is the variable that set it, the config file, or ``default``.
+
+    >>> described = describe_settings(Settings(), environ={})
+    >>> [(name, value, source) for name, value, source in described if name == "group_id"]
+    [('group_id', 'stream-al', 'default')]
+    """
+    environ = os.environ if environ is None else environ
+    named = config_file or environ.get(CONFIG_FILE_VARIABLE)
+    in_file: set[str] = set()
+    if named:
+        with Path(named).open("rb") as handle:
+            in_file = {name for name, _ in _flatten(tomllib.load(handle))}
+    upper_environ = {name.upper() for name in environ}
+    described = []
+    for name, value in _flatten(settings.model_dump(mode="json")):
+        parts = name.split(".")
+        # The variable of this setting, or of a section above it given as JSON.
+        variables = [ENV_PREFIX + "__".join(parts[:n]).upper() for n in range(len(parts), 0, -1)]
+        source = next((v for v in variables if v in upper_environ), None)
+        if source is None:
+            source = (
+                f"file {named}"
+                if any(".".join(parts[:n]) in in_file for n in range(len(parts), 0, -1))
+                else "default"
+            )
+        described.append((name, value, source))
+    return described

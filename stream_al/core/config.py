@@ -55,6 +55,10 @@ class ModelConfig(_Frozen):
     #: Committee size for the bagging models and the forest.
     n_models: int = Field(10, ge=2, le=100)
     seed: int = 42
+    #: Any river classifier or pipeline instead of a named model: ``module:function``
+    #: returning a new, untrained one (given ``seed=`` if it takes a ``seed`` argument).
+    #: ``name`` is then ignored.
+    factory: str | None = Field(None, pattern=r"^[\w.]+:[\w.]+$")
 
 
 class StrategyConfig(_Frozen):
@@ -157,3 +161,11 @@ class LearnerConfig(_Frozen):
     pending_ttl_seconds: float = Field(7 * 24 * 3600.0, gt=0.0)
     #: Window (labeled samples) of the recent prequential accuracy.
     accuracy_window: int = Field(500, ge=1)
+
+    def model_identity(self) -> dict[str, object]:
+        """What makes a trained model this model: a checkpoint restores only if it matches.
+
+        The rest (measure, strategy, budget, pending limits) may change over a checkpoint:
+        ``ActiveLearner.reconfigure`` applies it to the restored learner.
+        """
+        return self.model_dump(mode="json", include={"model", "classes"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -140,7 +141,7 @@ class ActiveLearner:
     def __init__(self, config: LearnerConfig) -> None:
         self.config = config
         self.model = build_model(config.model)
-        self.measure = build_measure(config.measure, config.model)
+        self.measure = build_measure(config.measure, config.model, self.model)
         self.policy = build_policy(config.strategy)
         self.pending = PendingStore(config.pending_max, config.pending_ttl_seconds)
         self.samples_seen = 0
@@ -217,6 +218,42 @@ class ActiveLearner:
         scored = Scored(sample.id, label, proba, uncertainty, tuple(queries))
         self.recent_query_rate.add(len(queries))
         return scored
+
+    def reconfigure(self, config: LearnerConfig) -> None:
+        """Apply a new configuration of everything but the model (a restored learner).
+
+        The strategy is rebuilt and takes over the old one's account (see
+        ``BudgetedPolicy.take_over``); the measure, pending limits and windows follow the new
+        settings. A different ``model`` or ``classes`` is a different model: ``ValueError``.
+        """
+        if config.model_identity() != self.config.model_identity():
+            raise ValueError("a learner cannot change its model or classes; start a fresh one")
+        policy = build_policy(config.strategy)
+        policy.take_over(self.policy)
+        policy.monitor.open_max = config.pending_max
+        self.policy = policy
+        self.measure = build_measure(config.measure, config.model, self.model)
+        self.pending.max_size = config.pending_max
+        self.pending.ttl_seconds = config.pending_ttl_seconds
+        if config.accuracy_window != self.config.accuracy_window:
+            self.recent_accuracy = RollingMean(config.accuracy_window)
+        if config.strategy.window != self.config.strategy.window:
+            self.recent_query_rate = RollingMean(config.strategy.window)
+        self.config = config
+
+    def warm_start(self, labels: Iterable[LabelMessage], now: float | None = None) -> Counter[str]:
+        """Learn from labelled history before the first sample: labels carrying features.
+
+        Such labels cost the budget nothing (they were paid for already), so the policy
+        is not charged; a model warmed by at least one of them skips the random warm-up.
+        Returns the outcomes by status (a label without features is ``unknown_id``).
+        """
+        outcomes: Counter[str] = Counter()
+        for label in labels:
+            outcomes[self.learn(label, now).status] += 1
+        if outcomes[LabelStatus.LEARNED]:
+            self.policy.warmup = 0
+        return outcomes
 
     def knows(self, sample_id: str) -> bool:
         """Whether ``sample_id`` was asked about (its label pending) or already learned."""

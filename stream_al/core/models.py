@@ -31,13 +31,15 @@ stream gives the same probabilities. Everything pickles.
 from __future__ import annotations
 
 import collections
+import inspect
 import math
 from collections.abc import Hashable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from river import base, ensemble, forest, naive_bayes, tree, utils
 
 from stream_al.core.config import ModelConfig, ModelName
+from stream_al.core.imports import load_object
 from stream_al.core.types import ClassLabel, FeatureValue, Proba
 
 __all__ = [
@@ -378,9 +380,18 @@ class ScoringModel:
         self.estimator: Any = estimator
         self._spec = spec
         self._lean = estimator if isinstance(estimator, ScaledLogisticRegression) else None
-        self._committee = config.name in COMMITTEE_MODELS
+        self._committee = (
+            isinstance(estimator, base.Ensemble)
+            if config.factory is not None
+            else config.name in COMMITTEE_MODELS
+        )
         self.n_learned = 0
         self._classes: set[ClassLabel] = set()
+
+    @property
+    def is_committee(self) -> bool:
+        """Whether the committee measures can ask this model's members."""
+        return self._committee
 
     @property
     def classes(self) -> frozenset[ClassLabel]:
@@ -433,6 +444,18 @@ class ScoringModel:
         return f"ScoringModel({self.describe()})"
 
 
+def _from_factory(path: str, seed: int) -> base.Classifier:
+    factory = load_object(path, "model.factory")
+    takes_seed = "seed" in inspect.signature(factory).parameters
+    estimator = factory(seed=seed) if takes_seed else factory()
+    if not all(hasattr(estimator, name) for name in ("learn_one", "predict_proba_one")):
+        raise ValueError(
+            f"model.factory {path!r} returned {type(estimator).__name__}, not a river "
+            "classifier (learn_one and predict_proba_one)"
+        )
+    return cast(base.Classifier, estimator)
+
+
 _LOGREG_SPEC = "StandardScaler(numbers) + OneHot(strings) | OneVsRest(LogisticRegression)"
 _TREE_SPEC = "HoeffdingTreeClassifier"
 
@@ -450,7 +473,10 @@ def build_model(config: ModelConfig) -> ScoringModel:
     """
     name = config.name
     estimator: base.Classifier
-    if name == "logreg":
+    if config.factory is not None:
+        estimator = _from_factory(config.factory, config.seed)
+        spec = f"{config.factory}: {estimator!r}".replace("\n", " ")
+    elif name == "logreg":
         estimator, spec = ScaledLogisticRegression(), _LOGREG_SPEC
     elif name == "hoeffding-tree":
         estimator, spec = tree.HoeffdingTreeClassifier(), _TREE_SPEC

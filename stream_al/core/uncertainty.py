@@ -311,11 +311,15 @@ _COMMITTEE_FUNCTIONS: dict[str, Callable[[Sequence[Mapping[ClassLabel, float]]],
 }
 
 
-def build_measure(name: MeasureName, model_config: ModelConfig) -> UncertaintyMeasure:
+def build_measure(
+    name: MeasureName, model_config: ModelConfig, model: ScoringModel | None = None
+) -> UncertaintyMeasure:
     """The measure called ``name``, checked against the model it will be asked about.
 
     Raises ``ValueError`` naming the ``measure`` setting when the model cannot serve it:
     a committee measure on a single model, expected gradient length on a non-linear one.
+    A model from ``model.factory`` is a committee when it is a river ensemble, and never
+    linear here; pass the built ``model`` so that it can be told.
 
     >>> from stream_al.core.config import ModelConfig
     >>> build_measure("entropy", ModelConfig(name="hoeffding-tree"))
@@ -324,24 +328,32 @@ def build_measure(name: MeasureName, model_config: ModelConfig) -> UncertaintyMe
     Traceback (most recent call last):
     ...
     ValueError: measure='vote-entropy' needs a committee model (model.name one of \
-adaptive-random-forest, bagging-hoeffding-tree, bagging-logreg), not model.name='logreg'
+adaptive-random-forest, bagging-hoeffding-tree, bagging-logreg, or a factory returning a river \
+ensemble), not model.name='logreg'
 
     """
-    model = model_config.name
+    factory = model_config.factory
+    described = f"model.factory={factory!r}" if factory else f"model.name={model_config.name!r}"
     if name in _PROBABILITY_MEASURES:
         return ProbabilityMeasure(name, _PROBABILITY_MEASURES[name])
     if name in _COMMITTEE_FUNCTIONS:
-        if model not in COMMITTEE_MODELS:
+        committee = (
+            model.is_committee
+            if factory is not None and model is not None
+            else factory is None and model_config.name in COMMITTEE_MODELS
+        )
+        if not committee:
             raise ValueError(
                 f"measure={name!r} needs a committee model (model.name one of "
-                f"{', '.join(sorted(COMMITTEE_MODELS))}), not model.name={model!r}"
+                f"{', '.join(sorted(COMMITTEE_MODELS))}, or a factory returning a river "
+                f"ensemble), not {described}"
             )
         return CommitteeMeasure(name, _COMMITTEE_FUNCTIONS[name])
     if name in GRADIENT_MEASURES:
-        if model not in LINEAR_MODELS:
+        if factory is not None or model_config.name not in LINEAR_MODELS:
             raise ValueError(
                 f"measure={name!r} needs a linear model (model.name one of "
-                f"{', '.join(sorted(LINEAR_MODELS))}), not model.name={model!r}"
+                f"{', '.join(sorted(LINEAR_MODELS))}), not {described}"
             )
         return ExpectedGradientLength()
     raise ValueError(

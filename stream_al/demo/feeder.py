@@ -9,20 +9,21 @@ from stream_al.schemas import Sample, encode
 from stream_al.service import kafka_io
 from stream_al.service.preflight import check_cluster
 from stream_al.settings import Settings
-from stream_al.sim.datasets import stream
+from stream_al.sim.datasets import Source, examples_of, source_name
 
 log = logging.getLogger(__name__)
 
 
 def produce(
     settings: Settings,
-    dataset: str,
+    dataset: Source,
     *,
     rate: float | None = None,
     limit: int | None = None,
     seed: int = 42,
 ) -> int:
-    """Send the samples of ``dataset``, keyed by id, at most ``rate`` a second; return the count."""
+    """Send the samples of ``dataset`` (a name or examples), keyed by id, at most ``rate`` a
+    second; return the count."""
     if rate is not None and rate <= 0:
         raise ValueError(f"--rate must be positive, got {rate}")
     check_cluster(settings.kafka, () if settings.topics.create else [settings.topics.samples])
@@ -33,7 +34,7 @@ def produce(
     started = time.monotonic()
     sent = 0
     try:
-        for example in stream(dataset, seed=seed, limit=limit):
+        for example in examples_of(dataset, seed=seed, limit=limit):
             if rate is not None:
                 # Pace against the start time, so the average rate holds whatever the jitter.
                 delay = started + sent / rate - time.monotonic()
@@ -45,5 +46,5 @@ def produce(
         producer.flush()
     finally:
         producer.close()
-    log.info("sent %d samples of %s to %s", sent, dataset, topic)
+    log.info("sent %d samples of %s to %s", sent, source_name(dataset), topic)
     return sent

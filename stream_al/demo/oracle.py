@@ -22,7 +22,7 @@ from stream_al.schemas import LabelMessage, Query, encode
 from stream_al.service import kafka_io
 from stream_al.service.preflight import check_cluster
 from stream_al.settings import Settings
-from stream_al.sim.datasets import stream
+from stream_al.sim.datasets import Source, examples_of, source_name
 from stream_al.sim.simulate import NoisyOracle
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ ANNOTATOR = "simulated-oracle"
 
 def answer_queries(
     settings: Settings,
-    dataset: str,
+    dataset: Source,
     *,
     delay: float = 0.0,
     noise: float = 0.0,
@@ -48,7 +48,7 @@ def answer_queries(
     """
     if delay < 0:
         raise ValueError(f"--delay must be >= 0, got {delay}")
-    truth = {example.id: example.label for example in stream(dataset, seed=seed)}
+    truth = {example.id: example.label for example in examples_of(dataset, seed=seed)}
     oracle = NoisyOracle(list(truth.values()), noise, seed)
     stop = stop or threading.Event()
     topics = settings.topics
@@ -94,7 +94,7 @@ def answer_queries(
                 true_label = truth.get(query.id)
                 if true_label is None:
                     log.warning(
-                        "query for %r is not in dataset %s; not answered", query.id, dataset
+                        "query for %r is not in %s; not answered", query.id, source_name(dataset)
                     )
                 else:
                     label = LabelMessage(

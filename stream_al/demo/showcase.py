@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             "STREAM_AL_LEARNER__MODEL__NAME": args.model,
             "STREAM_AL_LEARNER__STRATEGY__BUDGET": str(args.budget),
             "STREAM_AL_LOG_LEVEL": "WARNING",
+            # Fresh topics: their whole history is this demo's stream.
+            "STREAM_AL_KAFKA__AUTO_OFFSET_RESET": "earliest",
         }
         for topic in ("samples", "oracle", "labels", "predictions", "dead_letters"):
             env[f"STREAM_AL_TOPICS__{topic.upper()}"] = f"demo-{run_id}.{topic}"

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +31,14 @@ from stream_al.kafka_compat import close_producer
 from stream_al.schemas import (
     DeadLetterReason,
     InvalidMessage,
+    LabelMessage,
     Prediction,
     Query,
     decode_label,
     decode_sample,
     encode,
 )
-from stream_al.service import kafka_io
+from stream_al.service import kafka_io, warm_start
 from stream_al.service.checkpointing import Checkpointer
 from stream_al.service.dead_letters import dead_letter
 from stream_al.service.metrics import ServiceMetrics
@@ -134,6 +135,8 @@ class Service:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self._sample_mapping = settings.mapping.for_samples()
+        self._label_mapping = settings.mapping.for_labels()
         self.learner = ActiveLearner(settings.learner)
         self.metrics = (
             metrics
@@ -206,9 +209,11 @@ class Service:
         The oracle topic is read to its end before any sample is scored: the queries sent
         since the checkpoint must be known, or a replayed sample would be asked again.
         """
+        restored = False
         if self.checkpointer is not None:
             learner, offsets = self.checkpointer.restore()
             if learner is not None:
+                restored = True
                 self.learner = learner
                 self.label_offsets = dict(offsets.get(self.settings.topics.labels, {}))
                 self.oracle_offsets = dict(offsets.get(self.settings.topics.oracle, {}))
@@ -219,6 +224,8 @@ class Service:
         self._oracle = kafka_io.log_consumer(self.settings)
         self._assign(self._labels, self.settings.topics.labels, self.label_offsets)
         self._assign(self._oracle, self.settings.topics.oracle, self.oracle_offsets)
+        if not restored:
+            self._warm_start()
         pending, queries = len(self.learner.pending), self.learner.policy.queries
         # Own queries numbered beyond the checkpoint's count were made after it: they are
         # charged again while the log is read back, in whatever order its partitions come.
@@ -245,6 +252,34 @@ class Service:
             self.settings.learner.strategy.name,
             self.settings.learner.strategy.budget,
         )
+
+    def _warm_start(self) -> None:
+        """Without a checkpoint: learn from the history ``warm_start`` names, if any."""
+        options = self.settings.warm_start
+        if options.model_file is not None:
+            self.learner = warm_start.load_model_file(options.model_file, self.settings)
+            log.info(
+                "warm start: model file %s, %d labels learned",
+                options.model_file,
+                self.learner.labels_learned,
+            )
+        sources: list[tuple[str, Iterable[LabelMessage]]] = []
+        if options.data is not None:
+            sources.append((f"file {options.data}", warm_start.labels_from_file(options)))
+        if options.replay_labels:
+            assert self._labels is not None
+            history, ends = warm_start.replay_labels_topic(self._labels, self.settings)
+            sources.append((f"topic {self.settings.topics.labels}", history))
+            # What is learned now must not come again as a duplicate.
+            self.label_offsets = ends
+        for name, labels in sources:
+            outcomes = self.learner.warm_start(labels, now=self._clock())
+            log.info(
+                "warm start: %d labels learned from %s (%s)",
+                outcomes[LabelStatus.LEARNED],
+                name,
+                ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items())) or "none",
+            )
 
     def _join_samples_group(self) -> None:
         self._samples = kafka_io.samples_consumer(self.settings)
@@ -405,7 +440,12 @@ class Service:
         started = time.perf_counter()
         try:
             # A null record (a tombstone) is an empty message: not JSON, not a crash.
-            sample = decode_sample(record.value or b"", self.settings.max_message_bytes)
+            sample = decode_sample(
+                record.value or b"",
+                self.settings.max_message_bytes,
+                self._sample_mapping,
+                record.key,
+            )
         except InvalidMessage as error:
             self._reject_sample(record, error.reason, error.detail)
             return
@@ -595,7 +635,12 @@ class Service:
         if next_offset <= self.label_offsets.get(record.partition, 0):
             return  # already reflected in the learner (replayed after a seek)
         try:
-            label = decode_label(record.value or b"", self.settings.max_message_bytes)
+            label = decode_label(
+                record.value or b"",
+                self.settings.max_message_bytes,
+                self._label_mapping,
+                record.key,
+            )
         except InvalidMessage as error:
             self.label_offsets[record.partition] = next_offset
             self._reject_label(record, error.reason, error.detail)

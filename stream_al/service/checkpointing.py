@@ -23,6 +23,7 @@ from stream_al.durability import (
     KafkaCheckpointStore,
     LocalCheckpointStore,
     NoValidCheckpoint,
+    config_changes,
     config_fingerprint,
 )
 from stream_al.settings import Settings
@@ -69,7 +70,8 @@ class Checkpointer:
             settings.checkpoint.every_labels, settings.checkpoint.every_seconds
         )
         self._config = settings.learner.model_dump(mode="json")
-        self._fingerprint = config_fingerprint(self._config)
+        # Only the model's identity must match; the strategy may change over a checkpoint.
+        self._fingerprint = config_fingerprint(settings.learner.model_identity())
         self._labels_at_save = 0
         self._not_before = 0.0
 
@@ -97,6 +99,14 @@ class Checkpointer:
             log.info("no checkpoint yet: starting with a fresh model")
             return None, {}
         learner: ActiveLearner = checkpoint.learner
+        if learner.config != self.settings.learner:
+            changes = config_changes(learner.config.model_dump(mode="json"), self._config)
+            learner.reconfigure(self.settings.learner)
+            log.warning(
+                "the checkpoint was made under other settings; applied to the restored model: "
+                "%s (the new budget counts from now on)",
+                "; ".join(changes),
+            )
         offsets = checkpoint.label_offsets
         topics = self.settings.topics
         self._labels_at_save = learner.labels_learned

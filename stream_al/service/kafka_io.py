@@ -42,7 +42,7 @@ def samples_consumer(settings: Settings) -> KafkaConsumer:
         **settings.kafka.client_config(),
         group_id=settings.group_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset=settings.kafka.auto_offset_reset,
         max_poll_records=settings.max_poll_records,
         fetch_max_wait_ms=50,
         max_partition_fetch_bytes=max(1_048_576, settings.max_message_bytes + 64 * 1024),

@@ -7,7 +7,7 @@ synthetic streams are generated from a seed.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from river import datasets
@@ -99,6 +99,22 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
     ]
 }
+
+
+#: A stream given by name (a bundled or synthetic dataset), or as examples already read
+#: (a file of your own, ``stream_al.sim.files``).
+Source = str | Sequence[Example]
+
+
+def examples_of(source: Source, *, seed: int = 42, limit: int | None = None) -> Iterator[Example]:
+    """The examples of ``source``: a dataset's by name, or those given."""
+    if isinstance(source, str):
+        return stream(source, seed=seed, limit=limit)
+    return itertools.islice(source, limit)
+
+
+def source_name(source: Source) -> str:
+    return source if isinstance(source, str) else "the given examples"
 
 
 def stream(name: str, *, seed: int = 42, limit: int | None = None) -> Iterator[Example]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from stream_al.sim.simulate import CurvePoint, SimulationResult
 def _name(result: SimulationResult) -> str:
     # Random sampling ignores the measure, so naming one would suggest it matters.
     return "random" if result.strategy == "random" else f"{result.strategy} / {result.measure}"
+
+
+def require_matplotlib() -> None:
+    """Raise a ``ValueError`` saying what to install when matplotlib is missing."""
+    # matplotlib is an extra, not a service dependency.
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ValueError("--plot needs matplotlib: pip install 'stream_al[plot]'")
 
 
 def recent_accuracy(curve: Sequence[CurvePoint], width: int) -> tuple[list[int], list[float]]:
@@ -62,13 +70,11 @@ def plot_curves(results: Sequence[SimulationResult], path: Path, title: str) -> 
     their final accuracy and the labels they used, so a run that spent less (or more)
     than the others shows it.
     """
-    try:
-        import matplotlib
+    require_matplotlib()
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # matplotlib is a dev extra, not a service dependency
-        raise RuntimeError("--plot needs matplotlib: pip install 'stream_al[dev]'") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     samples = max((r.samples for r in results), default=0)
     width = max(200, samples // 40)

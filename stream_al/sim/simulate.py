@@ -45,6 +45,10 @@ class NoisyOracle:
         return self._rng.choice(others) if others else true_label
 
 
+#: Called with each example and what the learner made of it.
+OnScored = Callable[[Example, Scored], None]
+
+
 @dataclass(frozen=True, slots=True)
 class CurvePoint:
     samples: int
@@ -126,7 +130,7 @@ def simulate(
     label_noise: float = 0.0,
     seed: int = 0,
     curve_every: int = 10,
-    on_scored: Callable[[Example, Scored], None] | None = None,
+    on_scored: OnScored | None = None,
 ) -> SimulationResult:
     """Replay ``examples`` prequentially through an ``ActiveLearner`` built from ``config``.
 

@@ -27,7 +27,8 @@ def service_settings(
         for name in ("samples", "oracle", "labels", "predictions", "dead_letters")
     }
     values: dict[str, Any] = {
-        "kafka": {"bootstrap_servers": bootstrap},
+        # The tests write samples before the service joins its group.
+        "kafka": {"bootstrap_servers": bootstrap, "auto_offset_reset": "earliest"},
         "topics": {**topics, "partitions": partitions},
         "group_id": f"test-{run}",
         "replica_id": f"replica-{run}",

@@ -53,7 +53,6 @@ def test_timestamp_and_metadata_are_optional() -> None:
         (b'{"id": 7, "features": {}}', "invalid_sample", "id"),
         (b'{"features": {}}', "invalid_sample", "id: Field required"),
         (b'{"id": "a"}', "invalid_sample", "features: Field required"),
-        (b'{"id": "a", "features": {}, "extra": 1}', "invalid_sample", "extra"),
         (b'"just a string"', "invalid_sample", "valid dictionary"),
     ],
 )
@@ -62,6 +61,13 @@ def test_bad_samples_are_refused_with_a_reason(raw: bytes, reason: str, says: st
         decode_sample(raw)
     assert caught.value.reason == reason
     assert says in caught.value.detail
+
+
+def test_null_features_are_missing_and_extra_top_level_fields_are_ignored() -> None:
+    sample = decode_sample(b'{"id": "a", "features": {"x": null, "y": 1}, "source": "web"}')
+    assert sample.features == {"y": 1}
+    label = decode_label(b'{"id": "a", "label": "x", "features": {"x": null}, "by": "me"}')
+    assert label.features == {}
 
 
 def test_an_oversized_message_is_refused_before_parsing() -> None:

@@ -164,6 +164,19 @@ class BudgetedPolicy(QueryPolicy):
             self._drifted("uncertainty")
         return selections
 
+    def take_over(self, previous: BudgetedPolicy) -> None:
+        """Continue the account of ``previous`` (a restored policy of another configuration).
+
+        Samples seen, labels asked (so warm-up and the hard cap count what was spent), and
+        the accuracy monitor carry over; this policy's budget applies from now on. The
+        selector starts afresh: its thresholds belong to its own settings.
+        """
+        ledger = previous.ledger
+        ledger.rebudget(self.ledger.budget, self.ledger.exploration, self.ledger.max_labels)
+        self.ledger = ledger
+        self.base_exploration = ledger.exploration
+        self.monitor = previous.monitor
+
     def recover(self, reason: QueryReason, samples_seen: int) -> None:
         self.ledger.recover(reason, samples_seen)
 
