@@ -200,9 +200,7 @@ def bad_label(
                 {"id": lid},
                 {"label": cls},
                 {"id": lid, "label": cls, "features": [1]},
-                {"id": lid, "label": cls, "features": {"a": None}},
                 {"id": lid, "label": cls, "annotator": ""},
-                {"id": lid, "label": cls, "confidence": 0.9},
                 [lid, cls],
             ]
         )
