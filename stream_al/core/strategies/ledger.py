@@ -43,6 +43,9 @@ class Ledger:
     paused: bool = False
     #: Labels of the budget left unspent while paused; not owed, so never repaid.
     saved: float = 0.0
+    #: What ``set_budget`` changes carried over, so that ``budget * seen + allowance_offset``
+    #: is the labels allowed so far: a budget applies from the sample it is set on.
+    allowance_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.budget <= 1.0:
@@ -55,7 +58,14 @@ class Ledger:
     @property
     def deficit(self) -> float:
         """Labels behind budget (``B * seen - queried - saved``); negative when ahead of it."""
-        return self.budget * self.seen - self.queried - self.saved
+        return self.budget * self.seen + self.allowance_offset - self.queried - self.saved
+
+    def set_budget(self, budget: float) -> None:
+        """Change the share from the next sample on; what was allowed so far stays."""
+        if not 0.0 < budget <= 1.0:
+            raise ValueError(f"budget must be in (0, 1], got {budget}")
+        self.allowance_offset += (self.budget - budget) * self.seen
+        self.budget = budget
 
     @property
     def uncertain_budget(self) -> float:
