@@ -72,6 +72,17 @@ def learner_config_from_args(args: argparse.Namespace) -> LearnerConfig:
     )
 
 
+def _noise_rates(text: str) -> tuple[float, ...]:
+    """``0.1,0.3`` -> (0.1, 0.3), each in [0, 1]."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of rates: {text!r}") from None
+    if not all(0.0 <= rate <= 1.0 for rate in rates):
+        raise argparse.ArgumentTypeError(f"noise rates must be in [0, 1]: {text!r}")
+    return rates
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from stream_al.sim.simulate import simulate
 
@@ -86,6 +97,9 @@ def _simulate(args: argparse.Namespace) -> int:
             label_delay=args.label_delay,
             label_noise=args.label_noise,
             seed=args.seed,
+            annotators=args.annotators,
+            annotators_per_item=args.annotators_per_item,
+            aggregation=args.aggregation,
         )
 
     result = run(config)
@@ -97,6 +111,12 @@ def _simulate(args: argparse.Namespace) -> int:
         f"  by reason   {json.dumps(result.queries_by_reason, sort_keys=True)}\n"
         f"  accuracy    {result.accuracy:.4f} (prequential, all samples)"
     )
+    if result.annotators:
+        print(
+            f"  annotators  {len(result.annotators)} (noise {result.annotators}), "
+            f"{result.aggregation}: {result.answers} answers, learned labels "
+            f"{result.label_accuracy or 0.0:.4f} true"
+        )
     if args.curve:
         result.write_curve(args.curve)
         print(f"  curve       {args.curve}")
@@ -218,6 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--limit", type=int, default=None, help="first N samples only")
     simulate.add_argument("--label-delay", type=int, default=0, help="labels arrive N samples late")
     simulate.add_argument("--label-noise", type=float, default=0.0, help="share of wrong labels")
+    simulate.add_argument(
+        "--annotators",
+        type=_noise_rates,
+        default=(),
+        help="k simulated annotators who each answer every query, by noise rate: 0.1,0.3,0.3",
+    )
+    simulate.add_argument(
+        "--annotators-per-item",
+        type=int,
+        default=None,
+        help="k: each query goes to k distinct annotators of the pool (default: all)",
+    )
+    simulate.add_argument(
+        "--aggregation",
+        choices=("majority", "weighted"),
+        default="majority",
+        help="how their answers become one label (weighted: online Dawid-Skene)",
+    )
     simulate.add_argument("--json", action="store_true", help="end with one JSON summary line")
     simulate.add_argument("--curve", type=Path, help="write the learning curve to a CSV file")
     simulate.add_argument("--plot", type=Path, help="compare strategies on a PNG chart")

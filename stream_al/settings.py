@@ -32,6 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from stream_al.core.aggregation import AggregationConfig
 from stream_al.core.config import LearnerConfig
 from stream_al.schemas import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -166,6 +167,14 @@ class LabelingSettings(_Section):
     max_annotators_in_metrics: int = Field(50, ge=1, le=1000)
     #: How often the service reads the labelers' backlog (seconds; wall clock).
     backlog_poll_seconds: float = Field(10.0, gt=0.0)
+
+    def aggregation_config(self) -> AggregationConfig:
+        """What the core's aggregator needs of these settings."""
+        return AggregationConfig(
+            annotators_per_item=self.annotators_per_item,
+            method=self.aggregation,
+            timeout_seconds=self.answer_timeout_seconds,
+        )
 
 
 class Settings(BaseSettings):

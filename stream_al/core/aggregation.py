@@ -18,9 +18,10 @@ Two ways of combining the votes:
   most probable class, and every voter's matrix then takes the posterior as soft counts.
   An annotator who often disagrees with the aggregate thus weighs less, one who agrees
   more. A single pass cannot tell a reliable annotator from the majority it starts from,
-  so every ``refit_every`` decisions the matrices are fitted again by a few rounds of
-  Dawid and Skene's EM (1979) over the last ``refit_window`` decided items, warm-started
-  from the current ones: bounded work, and the estimates converge as in the batch method.
+  so every ``refit_every`` decisions (and after 1, 2, 4, 8 ...) the matrices are fitted
+  again by a few rounds of Dawid and Skene's EM (1979) over the last ``refit_window``
+  decided items, warm-started from the current ones: bounded work, and the estimates
+  converge as in the batch method.
 
 The module is pure: no clock but the ``now`` it is given, no randomness.
 
@@ -69,7 +70,7 @@ class AggregationConfig:
     prior_strength: float = 4.0
     #: ``weighted``: EM refit of the annotators' matrices every this many decisions, over
     #: this many recent items, with this many rounds.
-    refit_every: int = 100
+    refit_every: int = 25
     refit_window: int = 1000
     refit_rounds: int = 3
     #: Decided items whose answers are kept for a late correction.
@@ -280,7 +281,9 @@ class Aggregator:
             self._count(votes, posterior, self._confusion, self._class_weight)
             self._history.append(tuple(votes))
             self._weighted_decisions += 1
-            if self._weighted_decisions % self.config.refit_every == 0:
+            n = self._weighted_decisions
+            # Early on at 1, 2, 4, 8 ... decisions too: the first estimates matter most.
+            if n % self.config.refit_every == 0 or n & (n - 1) == 0:
                 self._refit()
         return label, len(votes), posterior[label]
 

@@ -88,8 +88,10 @@ class Learned:
     asked_at: float | None = None
     #: Why a label was not learned, in words.
     detail: str = ""
-    #: The sample whose label this is (differs from the message's for ``settle``).
+    #: The sample whose label this is (differs from the message's for ``settle``), and the
+    #: label learned (the aggregate of its answers).
     sample_id: str = ""
+    label: ClassLabel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +368,10 @@ class ActiveLearner:
         if correct is not None:
             self.recent_accuracy.add(float(correct))
             self.policy.labelled(sample_id, correct)
-        return self._outcome(Learned(LabelStatus.LEARNED, correct, asked_at, sample_id=sample_id))
+        learned = Learned(
+            LabelStatus.LEARNED, correct, asked_at, sample_id=sample_id, label=verdict.label
+        )
+        return self._outcome(learned)
 
     def _learn_one(self, sample_id: str, features: Features, label: ClassLabel) -> None:
         self.model.learn_one(features, label)

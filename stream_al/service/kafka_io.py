@@ -9,7 +9,13 @@ import threading
 import time
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -167,3 +173,30 @@ class BrokerProbe:
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             self.reachable = self.check()
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    """An admin client of the cluster (the caller closes it)."""
+    return KafkaAdminClient(**settings.kafka.client_config())
+
+
+def group_lag(
+    admin_client: KafkaAdminClient, consumer: KafkaConsumer, group_id: str, topic: str
+) -> int | None:
+    """Messages of ``topic`` that ``group_id`` has not committed yet; None with no commit.
+
+    A partition the group never committed on counts from its beginning (the labelers'
+    consumers start at the earliest offset). ``consumer`` reads the topic's offsets.
+    """
+    committed = admin_client.list_consumer_group_offsets(group_id)
+    partitions = [TopicPartition(topic, p) for p in sorted(partitions_of(consumer, topic))]
+    if not any(tp in committed for tp in partitions):
+        return None
+    ends = consumer.end_offsets(partitions)
+    missing = [tp for tp in partitions if tp not in committed]
+    starts = consumer.beginning_offsets(missing) if missing else {}
+    lag = 0
+    for tp in partitions:
+        position = committed[tp].offset if tp in committed else starts[tp]
+        lag += max(0, ends[tp] - position)
+    return lag

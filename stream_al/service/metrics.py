@@ -55,10 +55,10 @@ from stream_al.core.types import QueryReason
 from stream_al.schemas import DeadLetterReason
 
 __all__ = [
+    "ANSWER_KINDS",
     "DEAD_LETTER_REASONS",
     "DECISION_LATENCY_BUCKETS",
     "LABEL_LATENCY_BUCKETS",
-    "ANSWER_KINDS",
     "LABEL_STATUSES",
     "QUERY_ORIGINS",
     "QUERY_REASONS",
@@ -318,7 +318,7 @@ class ServiceMetrics:
             "stream_al_answers_total",
             "Annotators' answers read from the labels topic, by kind (label, skip, "
             "correction); with several annotators per item an item takes k answers.",
-            ["kind"],
+            ["answer"],
             registry=reg,
         )
         self._agreement = Gauge(
@@ -381,7 +381,7 @@ class ServiceMetrics:
         for dl_reason in DEAD_LETTER_REASONS:
             self._dead_letters.labels(reason=dl_reason)
         for kind in ANSWER_KINDS:
-            self._answers.labels(kind=kind)
+            self._answers.labels(answer=kind)
         for origin in QUERY_ORIGINS:
             self._queries_recovered.labels(origin=origin)
         for kind in ESTIMATE_KINDS:
@@ -429,7 +429,7 @@ class ServiceMetrics:
 
     def answer_received(self, kind: AnswerKind) -> None:
         """Count one decoded answer on the labels topic, by kind."""
-        self._answers.labels(kind=_check(kind, ANSWER_KINDS, "answer kind")).inc()
+        self._answers.labels(answer=_check(kind, ANSWER_KINDS, "answer kind")).inc()
 
     def set_agreement(
         self, agreement: Mapping[str, tuple[int, int]], max_annotators: int, open_items: int
