@@ -98,7 +98,7 @@ class StrategyConfig(_Frozen):
     #: A budget people can keep: items to label per hour (with k annotators per item the
     #: team gives k times as many answers). The share asked is this over the stream's
     #: rate, measured on the samples' own clock (``timestamp``, else arrival) over the
-    #: last ``window`` samples; ``budget`` is the share until the rate is known.
+    #: last minutes; ``budget`` is the share until the rate is known.
     labels_per_hour: float | None = Field(None, gt=0.0)
     #: Follow the queue: while the labelers' backlog (queries not answered yet) is above
     #: this depth ask less, below it more (at most halving or doubling per reading, up to

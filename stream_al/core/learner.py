@@ -159,9 +159,7 @@ class ActiveLearner:
         strategy = config.strategy
         #: Labels per hour and the labelers' backlog turned into the share to spend.
         self.pace = (
-            LabelPace(
-                strategy.labels_per_hour, strategy.budget, strategy.window, strategy.target_backlog
-            )
+            LabelPace(strategy.labels_per_hour, strategy.budget, strategy.target_backlog)
             if strategy.labels_per_hour is not None or strategy.target_backlog is not None
             else None
         )

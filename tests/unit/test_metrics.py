@@ -16,8 +16,8 @@ from stream_al.core.drift import DRIFT_SIGNALS
 from stream_al.core.estimate import ESTIMATE_KINDS, ESTIMATE_SCOPES, AccuracyEstimate
 from stream_al.core.strategies.stopping import POLICY_EVENTS
 from stream_al.service.metrics import (
-    DEAD_LETTER_REASONS,
     ANSWER_KINDS,
+    DEAD_LETTER_REASONS,
     LABEL_STATUSES,
     QUERY_ORIGINS,
     QUERY_REASONS,
