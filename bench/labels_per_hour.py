@@ -25,7 +25,7 @@ TTL_SECONDS = 900.0
 
 def config(seed: int, **strategy: float | int | None) -> LearnerConfig:
     return LearnerConfig(
-        strategy=StrategyConfig(seed=seed, **strategy),  # type: ignore[arg-type]
+        strategy=StrategyConfig(seed=seed, **strategy),
         pending_ttl_seconds=TTL_SECONDS,
     )
 

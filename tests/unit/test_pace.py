@@ -105,7 +105,7 @@ def test_in_the_simulator_a_budget_per_hour_keeps_the_labelers_queue_short() -> 
 
     def config(**strategy: float | int) -> LearnerConfig:
         return LearnerConfig(
-            strategy=StrategyConfig(seed=0, **strategy),  # type: ignore[arg-type]
+            strategy=StrategyConfig(seed=0, **strategy),
             pending_ttl_seconds=900.0,
         )
 
