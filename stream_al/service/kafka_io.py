@@ -188,8 +188,10 @@ def group_lag(
     A partition the group never committed on counts from its beginning (the labelers'
     consumers start at the earliest offset). ``consumer`` reads the topic's offsets.
     """
-    committed = admin_client.list_consumer_group_offsets(group_id)
     partitions = [TopicPartition(topic, p) for p in sorted(partitions_of(consumer, topic))]
+    found = admin_client.list_group_offsets({group_id: partitions}).get(group_id, {})
+    # A partition without a commit comes back with offset -1.
+    committed = {tp: meta for tp, meta in found.items() if meta.offset >= 0}
     if not any(tp in committed for tp in partitions):
         return None
     ends = consumer.end_offsets(partitions)
