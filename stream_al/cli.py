@@ -192,6 +192,7 @@ def _oracle(args: argparse.Namespace) -> int:
         seed=args.seed,
         stop=stop,
         echo_features=args.echo_features,
+        annotators=args.annotators,
     )
     print(f"answered {answered} queries")
     return 0
@@ -280,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     oracle.add_argument("--delay", type=float, default=0.0, help="seconds before answering")
     oracle.add_argument("--noise", type=float, default=0.0, help="share of wrong answers")
     oracle.add_argument("--seed", type=int, default=42)
+    oracle.add_argument(
+        "--annotators",
+        type=_noise_rates,
+        default=(),
+        help="simulated annotators' noise rates (a pool; labeling.annotators_per_item of "
+        "them answer each query): 0.05,0.2,0.3",
+    )
     oracle.add_argument(
         "--echo-features", action="store_true", help="send the query's features with the label"
     )

@@ -3,14 +3,18 @@ aggregate of k answers; the labelers' backlog read from their group's lag."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from stream_al.core.config import LearnerConfig, StrategyConfig
+from stream_al.demo.oracle import answer_queries
 from stream_al.schemas import LabelMessage, Query, Sample, encode
 from stream_al.service.app import Service
 from stream_al.service.metrics import ServiceMetrics
+from stream_al.sim.datasets import stream
 from tests.integration.harness import read_topic, send_raw, service_settings, step_until
 
 pytestmark = pytest.mark.kafka
@@ -116,3 +120,54 @@ def test_two_annotators_answers_are_learned_once_from_their_aggregate(
         assert set(service.learner.classes) == {"big", "small"}
     finally:
         service.close()
+
+
+def test_the_simulated_oracle_plays_k_annotators_with_their_own_noise(
+    kafka_bootstrap: str,
+) -> None:
+    learner = LearnerConfig(strategy=StrategyConfig(budget=0.3, warmup=5))
+    settings = service_settings(
+        kafka_bootstrap, learner, partitions=1, labeling={"annotators_per_item": 3}
+    )
+    stop, ready = threading.Event(), threading.Event()
+    oracle = threading.Thread(
+        target=answer_queries,
+        args=(settings, "phishing"),
+        kwargs={"stop": stop, "ready": ready, "annotators": (0.0, 0.3, 0.3, 0.3)},
+        daemon=True,
+    )
+    service = Service(settings, metrics=ServiceMetrics(port=0))
+    registry = service.metrics.registry
+    service.connect()
+    oracle.start()
+    try:
+        assert ready.wait(60), "the oracle was never assigned the oracle topic"
+        examples = list(stream("phishing", limit=200))
+        send_raw(
+            kafka_bootstrap,
+            settings.topics.samples,
+            [(e.id.encode(), encode(Sample(id=e.id, features=e.features))) for e in examples],
+        )
+        state = service.learner
+        step_until(
+            service,
+            lambda: (
+                state.samples_seen == len(examples) and state.labels_learned == state.policy.queries
+            ),
+            90,
+            "every queried sample to be learned from three answers",
+        )
+    finally:
+        stop.set()
+        oracle.join(30)
+        service.close()
+    queries = state.policy.queries
+    answers = registry.get_sample_value("stream_al_answers_total", {"answer": "label"})
+    assert queries > 20 and answers == 3 * queries
+    assert registry.get_sample_value("stream_al_labels_total", {"status": "learned"}) == queries
+    assert registry.get_sample_value("stream_al_labels_total", {"status": "duplicate"}) == 0
+    votes = {a: s.votes for a, s in state.aggregator.agreement.items()}
+    assert set(votes) <= {f"simulated-{i}" for i in range(1, 5)}
+    assert sum(votes.values()) == 3 * queries
+    agreement = {a: s.rate for a, s in state.aggregator.agreement.items()}
+    assert agreement["simulated-1"] > max(agreement[f"simulated-{i}"] for i in (2, 3, 4))
