@@ -382,6 +382,9 @@ class ServiceMetrics:
             self._dead_letters.labels(reason=dl_reason)
         for kind in ANSWER_KINDS:
             self._answers.labels(answer=kind)
+        # The series every dashboard query can rely on before an annotator is known.
+        self._agreement.labels(annotator=OTHER_ANNOTATORS).set(math.nan)
+        self._annotator_votes.labels(annotator=OTHER_ANNOTATORS).set(0)
         for origin in QUERY_ORIGINS:
             self._queries_recovered.labels(origin=origin)
         for kind in ESTIMATE_KINDS:
