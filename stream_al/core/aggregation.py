@@ -184,6 +184,10 @@ class Aggregator:
         """
         who = self._annotator_key(annotator)
         decided = self._decided.get(item_id)
+        if decided is not None and decided[1] is None and who not in decided[0].answers:
+            # Everyone skipped it; a newcomer's answer starts the item afresh.
+            del self._decided[item_id]
+            decided = None
         if decided is not None:
             return self._late(item_id, who, label, corrects, decided)
         item = self._open.get(item_id)

@@ -136,3 +136,13 @@ def test_weighted_vote_learns_to_overrule_a_majority_of_unreliable_annotators() 
     assert weighted.reliability("good") > 0.8 > 0.75 > weighted.reliability("noisy1")
     assert right["weighted"] / 2000 > 0.93
     assert 0.82 < right["majority"] / 2000 < 0.89
+
+
+def test_an_item_everyone_skipped_can_still_be_labeled_by_someone_else() -> None:
+    al = learner(1)
+    al.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    assert al.learn(answer("a", "ann", None), now=1.0).status is LabelStatus.SKIPPED
+    # Its features come along (its query is no longer pending): learned, as before k.
+    late = LabelMessage(id="a", label="yes", annotator="bob", features={"x": 1.0})
+    assert al.learn(late, now=2.0).status is LabelStatus.LEARNED
+    assert al.learn(answer("a", "ann", "no"), now=3.0).status is LabelStatus.DUPLICATE
