@@ -653,6 +653,8 @@ class Service:
         only leaves the reading unknown until the next try.
         """
         assert self._oracle is not None
+        if not self._broker_probe.reachable:
+            return  # an admin request would hold the loop for its whole timeout
         try:
             if self._admin is None:
                 self._admin = kafka_io.admin(self.settings)
@@ -662,7 +664,7 @@ class Service:
                 self.settings.labeling.group_id,
                 self.settings.topics.oracle,
             )
-        except KafkaError as error:
+        except (KafkaError, OSError) as error:
             log.warning("could not read the labelers' backlog: %s", error)
             backlog = None
         self.metrics.set_backlog(backlog)
