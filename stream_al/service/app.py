@@ -666,10 +666,10 @@ class Service:
             )
         except (KafkaError, OSError) as error:
             log.warning("could not read the labelers' backlog: %s", error)
-            backlog = None
+            self.metrics.set_backlog(None)
+            return
         self.metrics.set_backlog(backlog)
-        if backlog is not None:
-            self.learner.observe_backlog(backlog)
+        self.learner.observe_backlog(backlog)
 
     def _reject_label(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
         self._dead_letter(record, reason, detail)

@@ -182,23 +182,18 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 def group_lag(
     admin_client: KafkaAdminClient, consumer: KafkaConsumer, group_id: str, topic: str
-) -> int | None:
-    """Messages of ``topic`` that ``group_id`` has not committed yet; None with no commit.
+) -> int:
+    """Messages of ``topic`` that ``group_id`` has not committed yet.
 
-    A partition the group never committed on counts from its beginning (the labelers'
-    consumers start at the earliest offset). ``consumer`` reads the topic's offsets.
+    A partition the group never committed on counts from its beginning: labelers start
+    at the earliest offset, so before the first answer every query waits (and with no
+    labelers at all, nothing is answered). ``consumer`` reads the topic's offsets.
     """
     partitions = [TopicPartition(topic, p) for p in sorted(partitions_of(consumer, topic))]
     found = admin_client.list_group_offsets({group_id: partitions}).get(group_id, {})
     # A partition without a commit comes back with offset -1.
-    committed = {tp: meta for tp, meta in found.items() if meta.offset >= 0}
-    if not any(tp in committed for tp in partitions):
-        return None
+    committed = {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
     ends = consumer.end_offsets(partitions)
     missing = [tp for tp in partitions if tp not in committed]
     starts = consumer.beginning_offsets(missing) if missing else {}
-    lag = 0
-    for tp in partitions:
-        position = committed[tp].offset if tp in committed else starts[tp]
-        lag += max(0, ends[tp] - position)
-    return lag
+    return sum(max(0, ends[tp] - committed.get(tp, starts.get(tp, 0))) for tp in partitions)

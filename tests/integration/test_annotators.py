@@ -51,6 +51,13 @@ def test_two_annotators_answers_are_learned_once_from_their_aggregate(
         ]
         assert sorted(q.id for q in queries) == sorted(s.id for s in samples)
 
+        # No labeler has committed yet: every query waits.
+        step_until(
+            service,
+            lambda: value("stream_al_labelers_backlog_messages") == ITEMS,
+            60,
+            "the labelers' backlog to be read",
+        )
         # The labelers have answered 3 of the 8 queries: a backlog of 5.
         labelers = KafkaConsumer(
             bootstrap_servers=kafka_bootstrap,
@@ -67,7 +74,7 @@ def test_two_annotators_answers_are_learned_once_from_their_aggregate(
             service,
             lambda: value("stream_al_labelers_backlog_messages") == ITEMS - 3,
             60,
-            "the labelers' backlog to be read",
+            "the labelers' commit to show in their backlog",
         )
 
         truth = {s.id: "big" if s.features["x"] >= ITEMS / 2 else "small" for s in samples}
