@@ -166,9 +166,6 @@ class Aggregator:
     def open_items(self) -> int:
         return len(self._open)
 
-    def is_open(self, item_id: str) -> bool:
-        return item_id in self._open
-
     def answer(
         self,
         item_id: str,
