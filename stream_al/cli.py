@@ -120,6 +120,17 @@ def _source(args: argparse.Namespace, *, needs_target: bool) -> tuple[str, Sourc
     return args.data.name, data.examples
 
 
+def _noise_rates(text: str) -> tuple[float, ...]:
+    """``0.1,0.3`` -> (0.1, 0.3), each in [0, 1]."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of rates: {text!r}") from None
+    if not all(0.0 <= rate <= 1.0 for rate in rates):
+        raise argparse.ArgumentTypeError(f"noise rates must be in [0, 1]: {text!r}")
+    return rates
+
+
 def _simulate(args: argparse.Namespace) -> int:
     if args.plot:
         require_matplotlib()  # before the work, not after it
@@ -138,6 +149,9 @@ def _simulate(args: argparse.Namespace) -> int:
             label_noise=args.label_noise,
             seed=seed,
             on_scored=on_scored,
+            annotators=args.annotators,
+            annotators_per_item=args.annotators_per_item,
+            aggregation=args.aggregation,
         )
 
     decisions: list[dict[str, object]] = []
@@ -157,6 +171,12 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.decisions:
         args.decisions.write_text("".join(json.dumps(d) + "\n" for d in decisions))
         print(f"  decisions   {args.decisions}")
+    if result.annotators:
+        print(
+            f"  annotators  {len(result.annotators)} (noise {result.annotators}), "
+            f"{result.aggregation}: {result.answers} answers, learned labels "
+            f"{result.label_accuracy or 0.0:.4f} true"
+        )
     if args.curve:
         result.write_curve(args.curve)
         print(f"  curve       {args.curve}")
@@ -236,6 +256,7 @@ def _oracle(args: argparse.Namespace) -> int:
         seed=args.seed,
         stop=stop,
         echo_features=args.echo_features,
+        annotators=args.annotators,
     )
     print(f"answered {answered} queries")
     return 0
@@ -338,6 +359,24 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--limit", type=int, default=None, help="first N samples only")
     simulate.add_argument("--label-delay", type=int, default=0, help="labels arrive N samples late")
     simulate.add_argument("--label-noise", type=float, default=0.0, help="share of wrong labels")
+    simulate.add_argument(
+        "--annotators",
+        type=_noise_rates,
+        default=(),
+        help="k simulated annotators who each answer every query, by noise rate: 0.1,0.3,0.3",
+    )
+    simulate.add_argument(
+        "--annotators-per-item",
+        type=int,
+        default=None,
+        help="k: each query goes to k distinct annotators of the pool (default: all)",
+    )
+    simulate.add_argument(
+        "--aggregation",
+        choices=("majority", "weighted"),
+        default="majority",
+        help="how their answers become one label (weighted: online Dawid-Skene)",
+    )
     simulate.add_argument("--json", action="store_true", help="end with one JSON summary line")
     simulate.add_argument("--curve", type=Path, help="write the learning curve to a CSV file")
     simulate.add_argument(
@@ -364,6 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     oracle.add_argument("--delay", type=float, default=0.0, help="seconds before answering")
     oracle.add_argument("--noise", type=float, default=0.0, help="share of wrong answers")
     oracle.add_argument("--seed", type=int, default=42, help="seed of the noise and the dataset")
+    oracle.add_argument(
+        "--annotators",
+        type=_noise_rates,
+        default=(),
+        help="simulated annotators' noise rates (a pool; labeling.annotators_per_item of "
+        "them answer each query): 0.05,0.2,0.3",
+    )
     oracle.add_argument(
         "--echo-features", action="store_true", help="send the query's features with the label"
     )

@@ -182,6 +182,12 @@ class LabelMessage(_Incoming):
     one of ``label`` and ``skipped`` is given: a skip tells the service to stop waiting
     for that sample's label (it is counted, not learned).
 
+    ``corrects`` marks a labeler's undo: this answer replaces the same annotator's earlier
+    answer for the same id. Before the item is learned (its k answers are not all in) the
+    earlier answer is simply replaced. After, the model cannot unlearn: the correction is
+    counted, the aggregate is recomputed, and if it changed the corrected label is learned
+    as well (a late correction); see ``stream_al.core.aggregation``.
+
     >>> LabelMessage(id="s-1", skipped=True, annotator="ann").label is None
     True
     >>> LabelMessage(id="s-1")  # doctest: +ELLIPSIS
@@ -196,6 +202,7 @@ class LabelMessage(_Incoming):
     skipped: bool = False
     annotator: Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)] | None = None
     features: Features | None = None
+    corrects: bool = False
 
     @model_validator(mode="after")
     def _label_or_skip(self) -> LabelMessage:

@@ -35,6 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from stream_al.core.aggregation import AggregationConfig
 from stream_al.core.config import LearnerConfig
 from stream_al.core.imports import load_object
 from stream_al.mapping import FieldMapping
@@ -206,6 +207,42 @@ class CheckpointSettings(_Section):
         return self
 
 
+class LabelingSettings(_Section):
+    """The people who label: how many answer each item, and how their answers are combined.
+
+    The service reads the first block (aggregation of the answers, the labelers' backlog);
+    the labeling clients (``stream-al label``) read the rest.
+    """
+
+    # --- Service side: several annotators per item, and the labelers' backlog. ---
+    #: k: each query is shown to this many distinct annotators; the service learns each
+    #: item once, from the aggregate of their answers. 1 learns the first answer, as before.
+    annotators_per_item: int = Field(1, ge=1, le=100)
+    #: The labelers' consumer group on the oracle topic: its lag is their backlog (read by
+    #: the service for ``strategy.target_backlog``, and exported as a metric).
+    group_id: str = Field("stream-al-labelers", min_length=1)
+    #: How k answers become one label: ``majority`` (ties go to the answer that came
+    #: first) or ``weighted`` (each annotator's vote weighs by their estimated reliability,
+    #: learned online from their agreement with the aggregates, Dawid-Skene style).
+    aggregation: Literal["majority", "weighted"] = "majority"
+    #: An item with fewer than k answers after this long (seconds of the samples' clock,
+    #: since its query) is decided from the answers that came; none at all: it expires.
+    answer_timeout_seconds: float = Field(3600.0, gt=0.0)
+    #: At most this many annotators are named in the agreement metric; the others are
+    #: counted together as ``other`` (the metric's label values stay bounded).
+    max_annotators_in_metrics: int = Field(50, ge=1, le=1000)
+    #: How often the service reads the labelers' backlog (seconds; wall clock).
+    backlog_poll_seconds: float = Field(10.0, gt=0.0)
+
+    def aggregation_config(self) -> AggregationConfig:
+        """What the core's aggregator needs of these settings."""
+        return AggregationConfig(
+            annotators_per_item=self.annotators_per_item,
+            method=self.aggregation,
+            timeout_seconds=self.answer_timeout_seconds,
+        )
+
+
 class WarmStartSettings(_Section):
     """Where a service without a checkpoint starts from (any or all, in this order)."""
 
@@ -242,6 +279,7 @@ class Settings(BaseSettings):
     learner: LearnerConfig = LearnerConfig()
     #: How samples and labels are read: stream_al's envelope, or a team's own events.
     mapping: FieldMapping = FieldMapping()
+    labeling: LabelingSettings = LabelingSettings()
     metrics: MetricsSettings = MetricsSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     warm_start: WarmStartSettings = WarmStartSettings()

@@ -99,6 +99,15 @@ class StrategyConfig(_Frozen):
     #: The first ``warmup`` samples are queried whatever the model says; the labels are
     #: charged to the budget and repaid from the following ``warmup / budget`` samples.
     warmup: int = Field(20, ge=0)
+    #: A budget people can keep: items to label per hour (with k annotators per item the
+    #: team gives k times as many answers). The share asked is this over the stream's
+    #: rate, measured on the samples' own clock (``timestamp``, else arrival) over the
+    #: last minutes; ``budget`` is the share until the rate is known.
+    labels_per_hour: float | None = Field(None, gt=0.0)
+    #: Follow the queue: while the labelers' backlog (queries not answered yet) is above
+    #: this depth ask less, below it more (at most halving or doubling per reading, up to
+    #: 16 times either way), so the queue stays near it. None: the backlog is not followed.
+    target_backlog: int | None = Field(None, ge=0)
     #: Hard cap on the total number of labels asked for; None means no cap.
     max_labels: int | None = Field(None, ge=0)
     seed: int = 42

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from stream_al.core.config import LearnerConfig
+from stream_al.core.aggregation import AggregationConfig, Aggregator, AnswerKind, Verdict
+from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.core.estimate import AccuracyEstimate, EstimateKind, EstimateScope
 from stream_al.core.models import build_model
+from stream_al.core.pace import LabelPace
 from stream_al.core.pending import Lookup, PendingQuery, PendingStore
 from stream_al.core.strategies import build_policy
 from stream_al.core.types import ClassLabel, Features, Proba
@@ -49,6 +51,11 @@ class LabelStatus(StrEnum):
     INVALID = "invalid"
     #: A labeler answered "don't know": the sample is no longer waited for.
     SKIPPED = "skipped"
+    #: One of k answers, recorded: the sample is learned once the others are in.
+    AWAITING = "awaiting"
+    #: A correction of a sample decided already: the corrected aggregate is learned too
+    #: when it differs from the one decided (the model cannot unlearn the first).
+    CORRECTED = "corrected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,10 @@ class Learned:
     asked_at: float | None = None
     #: Why a label was not learned, in words.
     detail: str = ""
+    #: The sample whose label this is (differs from the message's for ``settle``), and the
+    #: label learned (the aggregate of its answers).
+    sample_id: str = ""
+    label: ClassLabel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +131,16 @@ class RollingMean:
         return self._total / len(self._values) if self._values else float("nan")
 
 
+def _pace_settings(strategy: StrategyConfig) -> tuple[float | None, float, int | None]:
+    return strategy.labels_per_hour, strategy.budget, strategy.target_backlog
+
+
+def _pace(strategy: StrategyConfig) -> LabelPace | None:
+    if strategy.labels_per_hour is None and strategy.target_backlog is None:
+        return None
+    return LabelPace(strategy.labels_per_hour, strategy.budget, strategy.target_backlog)
+
+
 class ActiveLearner:
     """A river model, an uncertainty measure and a query strategy, one sample at a time.
 
@@ -138,8 +159,16 @@ class ActiveLearner:
     <LabelStatus.DUPLICATE: 'duplicate'>
     """
 
-    def __init__(self, config: LearnerConfig) -> None:
+    def __init__(self, config: LearnerConfig, aggregation: AggregationConfig | None = None) -> None:
         self.config = config
+        #: Several annotators per item: answers are gathered here until an item is decided.
+        self.aggregator = Aggregator(aggregation or AggregationConfig())
+        #: Features of the items decided lately, for a late correction; and of the items
+        #: still open whose answer carried them (never queried here).
+        self._correctable: OrderedDict[str, Features] = OrderedDict()
+        self._carried: OrderedDict[str, Features] = OrderedDict()
+        #: Labels per hour and the labelers' backlog turned into the share to spend.
+        self.pace = _pace(config.strategy)
         self.model = build_model(config.model)
         self.measure = build_measure(config.measure, config.model, self.model)
         self.policy = build_policy(config.strategy)
@@ -193,6 +222,9 @@ class ActiveLearner:
         while len(self._recent) > self.policy.lookback:
             self._recent.popitem(last=False)
 
+        if self.pace is not None:
+            self.pace.observe(sample.timestamp.timestamp() if sample.timestamp else now)
+            self.policy.set_budget(self.pace.share())
         queries = []
         for selection in self.policy.offer(sample.id, uncertainty):
             picked = self._recent[selection.key]
@@ -232,6 +264,8 @@ class ActiveLearner:
         policy.take_over(self.policy)
         policy.monitor.open_max = config.pending_max
         self.policy = policy
+        if _pace_settings(config.strategy) != _pace_settings(self.config.strategy):
+            self.pace = _pace(config.strategy)
         self.measure = build_measure(config.measure, config.model, self.model)
         self.pending.max_size = config.pending_max
         self.pending.ttl_seconds = config.pending_ttl_seconds
@@ -279,6 +313,11 @@ class ActiveLearner:
             self.samples_seen = max(self.samples_seen, samples_seen)
         return True
 
+    def observe_backlog(self, backlog: int) -> None:
+        """Take a reading of the labelers' backlog (for ``strategy.target_backlog``)."""
+        if self.pace is not None:
+            self.pace.observe_backlog(backlog)
+
     def withdraw(self, sample_id: str) -> None:
         """Forget that ``sample_id`` was asked about: its query could not be delivered."""
         self.pending.discard(sample_id)
@@ -289,57 +328,133 @@ class ActiveLearner:
         return self.policy.queries_by_reason
 
     def learn(self, label: LabelMessage, now: float | None = None) -> Learned:
-        """Learn from ``label``, joined with the features kept when its sample was queried.
+        """Take one answer; learn the sample once its answers are decided.
 
-        A label that carries its own features is learned even when its sample was never
-        queried (or has expired); otherwise such a label is reported, not learned.
+        With ``annotators_per_item`` k = 1 (the default) an answer decides its sample at
+        once: a label is learned, joined with the features kept when its sample was
+        queried, a skip ends the wait. With k > 1 it is recorded (``AWAITING``) until k
+        distinct annotators answered, then the aggregate is learned (see
+        :mod:`stream_al.core.aggregation`). A label that carries its own features is
+        learned even when its sample was never queried (or has expired); otherwise such a
+        label is reported, not learned.
         """
         now = time.time() if now is None else now
-        if label.label is None:
-            return self._skip(label, now)
         classes = self.config.classes
-        if classes is not None and label.label not in classes:
+        if label.label is not None and classes is not None and label.label not in classes:
             detail = f"label {label.label!r} is not one of the classes {', '.join(classes)}"
             return self._outcome(Learned(LabelStatus.INVALID, detail=detail))
+        if label.corrects and label.id in self._correctable:
+            return self._late_correction(label)
         if label.id in self._learned_ids:
             return self._outcome(Learned(LabelStatus.DUPLICATE, detail="already learned"))
-        lookup, pending = self.pending.pop(label.id, now)
-        if pending is not None:
-            features, predicted, asked_at = pending.features, pending.predicted, pending.asked_at
-        elif label.features is not None:
-            features, predicted, asked_at = label.features, None, None
-        elif lookup is Lookup.EXPIRED:
-            detail = "its query expired from the pending store and it carries no features"
-            return self._outcome(Learned(LabelStatus.EXPIRED, detail=detail))
-        else:
+        lookup, pending = self.pending.get(label.id, now)
+        if pending is None and label.features is None and label.id not in self._carried:
+            self.aggregator.discard(label.id)
+            if label.label is None:
+                if lookup is Lookup.EXPIRED:
+                    return self._outcome(Learned(LabelStatus.SKIPPED))
+                detail = "a skip for a sample never queried here"
+                return self._outcome(Learned(LabelStatus.UNKNOWN_ID, detail=detail))
+            if lookup is Lookup.EXPIRED:
+                detail = "its query expired from the pending store and it carries no features"
+                return self._outcome(Learned(LabelStatus.EXPIRED, detail=detail))
             detail = "never queried here and it carries no features"
             return self._outcome(Learned(LabelStatus.UNKNOWN_ID, detail=detail))
+        if pending is None and label.features is not None:
+            self._carried[label.id] = label.features
+            self._carried.move_to_end(label.id)
+            while len(self._carried) > self.config.pending_max:
+                self._carried.popitem(last=False)
+        opened_at = pending.asked_at if pending is not None else now
+        outcome = self.aggregator.answer(
+            label.id, label.annotator, label.label, corrects=label.corrects, opened_at=opened_at
+        )
+        if outcome.kind is AnswerKind.DUPLICATE:
+            detail = "this annotator answered this sample already"
+            return self._outcome(Learned(LabelStatus.DUPLICATE, detail=detail))
+        if outcome.kind is AnswerKind.WAITING:
+            return self._outcome(Learned(LabelStatus.AWAITING, sample_id=label.id))
+        assert outcome.verdict is not None
+        return self._apply(outcome.verdict, now)
+
+    def settle(self, now: float | None = None) -> list[Learned]:
+        """Decide the samples short of k answers whose ``timeout_seconds`` have passed."""
+        now = time.time() if now is None else now
+        return [self._apply(verdict, now) for verdict in self.aggregator.settle(now)]
+
+    def _apply(self, verdict: Verdict, now: float) -> Learned:
+        """Learn (or skip) a decided sample, joined with its features."""
+        sample_id = verdict.item_id
+        carried = self._carried.pop(sample_id, None)
+        _, pending = self.pending.pop(sample_id, now)
+        if verdict.label is None:
+            asked_at = None if pending is None else pending.asked_at
+            features = pending.features if pending is not None else carried
+            if features is not None:  # a skip taken back later is learned then
+                self._keep_correctable(sample_id, features)
+            return self._outcome(Learned(LabelStatus.SKIPPED, asked_at=asked_at))
+        if pending is not None:
+            features, predicted, asked_at = pending.features, pending.predicted, pending.asked_at
+        elif carried is not None:
+            features, predicted, asked_at = carried, None, None
+        else:
+            detail = "its query expired from the pending store while its answers came in"
+            return self._outcome(Learned(LabelStatus.EXPIRED, detail=detail))
 
         _refuse_overflowing(features)
         if self.policy.model_reset_requested:  # a detected drift asked for a fresh model
             self.policy.model_reset_requested = False
             self.model = build_model(self.config.model)
-        self.model.learn_one(features, label.label)
-        self._classes_seen[label.label] = None
-        self.labels_learned += 1
-        self._learned_ids[label.id] = None
-        if len(self._learned_ids) > self._learned_ids_max:
-            self._learned_ids.popitem(last=False)
-        correct = None if pending is None else predicted == label.label
+        self._learn_one(sample_id, features, verdict.label)
+        correct = None if pending is None else predicted == verdict.label
         if correct is not None:
             self.recent_accuracy.add(float(correct))
-            self.policy.labelled(label.id, correct)
-        return self._outcome(Learned(LabelStatus.LEARNED, correct, asked_at))
+            self.policy.labelled(sample_id, correct)
+        learned = Learned(
+            LabelStatus.LEARNED, correct, asked_at, sample_id=sample_id, label=verdict.label
+        )
+        return self._outcome(learned)
 
-    def _skip(self, label: LabelMessage, now: float) -> Learned:
-        if label.id in self._learned_ids:
-            return self._outcome(Learned(LabelStatus.DUPLICATE, detail="already learned"))
-        lookup, pending = self.pending.pop(label.id, now)
-        if pending is None and lookup is not Lookup.EXPIRED:
-            detail = "a skip for a sample never queried here"
-            return self._outcome(Learned(LabelStatus.UNKNOWN_ID, detail=detail))
-        asked_at = None if pending is None else pending.asked_at
-        return self._outcome(Learned(LabelStatus.SKIPPED, asked_at=asked_at))
+    def _learn_one(self, sample_id: str, features: Features, label: ClassLabel) -> None:
+        self.model.learn_one(features, label)
+        self._classes_seen[label] = None
+        self.labels_learned += 1
+        self._learned_ids[sample_id] = None
+        if len(self._learned_ids) > self._learned_ids_max:
+            self._learned_ids.popitem(last=False)
+        self._keep_correctable(sample_id, features)
+
+    def _keep_correctable(self, sample_id: str, features: Features) -> None:
+        self._correctable[sample_id] = features
+        self._correctable.move_to_end(sample_id)
+        while len(self._correctable) > self.aggregator.config.keep_decided:
+            self._correctable.popitem(last=False)
+
+    def _late_correction(self, label: LabelMessage) -> Learned:
+        """A correction after the sample was learned: river cannot unlearn the first label,
+        so the corrected aggregate is learned as well when it differs from it."""
+        outcome = self.aggregator.answer(
+            label.id, label.annotator, label.label, corrects=True, opened_at=0.0
+        )
+        if outcome.kind is not AnswerKind.LATE_CORRECTION:
+            detail = "a correction from an annotator who had not answered this sample"
+            return self._outcome(Learned(LabelStatus.DUPLICATE, detail=detail))
+        assert outcome.verdict is not None
+        corrected = outcome.verdict.label
+        if not outcome.changed or corrected is None:
+            detail = "corrected; the aggregate did not change (or has no vote left)"
+            return self._outcome(Learned(LabelStatus.CORRECTED, detail=detail, sample_id=label.id))
+        self._learn_one(label.id, self._correctable[label.id], corrected)
+        detail = f"corrected; the aggregate became {corrected!r}, learned too"
+        return self._outcome(Learned(LabelStatus.CORRECTED, detail=detail, sample_id=label.id))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A checkpoint from before several annotators per item: one annotator, no history.
+        state.setdefault("aggregator", Aggregator(AggregationConfig()))
+        state.setdefault("_correctable", OrderedDict())
+        state.setdefault("_carried", OrderedDict())
+        state.setdefault("pace", None)
+        self.__dict__.update(state)
 
     def accuracy_estimate(
         self, kind: EstimateKind | None = None, scope: EstimateScope = "window"
@@ -366,6 +481,7 @@ class ActiveLearner:
             "labels_by_status": dict(self.labels_by_status),
             "pending_queries": len(self.pending),
             "pending_evicted": self.pending.evicted,
+            "open_items": self.aggregator.open_items,
             "recent_accuracy": self.recent_accuracy.value,
             "accuracy_estimate": self.accuracy_estimate().as_dict(),
             "strategy": self.policy.state(),

@@ -74,6 +74,16 @@ class PendingStore:
             return Lookup.EXPIRED, None
         return Lookup.UNKNOWN, None
 
+    def get(self, sample_id: str, now: float) -> tuple[Lookup, PendingQuery | None]:
+        """Like ``pop``, but the entry stays (its label may need several answers)."""
+        self.expire(now)
+        query = self._entries.get(sample_id)
+        if query is not None:
+            return Lookup.FOUND, query
+        if sample_id in self._gone:
+            return Lookup.EXPIRED, None
+        return Lookup.UNKNOWN, None
+
     def discard(self, sample_id: str) -> None:
         """Drop ``sample_id``'s entry, if any, as if it had never been added."""
         self._entries.pop(sample_id, None)

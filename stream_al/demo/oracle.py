@@ -5,14 +5,20 @@ It reads the oracle topic as a consumer group (several labelers share the queue)
 true label, or with probability ``noise`` a wrong one. Like a person's answers, they
 carry only the id and the label: the service joins them with the features it logged on
 the oracle topic. ``echo_features`` sends the query's features along too.
+
+With ``labeling.annotators_per_item`` = k above 1 it plays k annotators: each query is
+answered by k distinct ones (``simulated-1`` ...), each with a noise rate of its own
+(``annotators``: a pool of at least k rates, k drawn per query; else k of rate ``noise``).
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import random
 import threading
 import time
+from collections.abc import Sequence
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -41,6 +47,7 @@ def answer_queries(
     ready: threading.Event | None = None,
     idle_exit_seconds: float | None = None,
     echo_features: bool = False,
+    annotators: Sequence[float] = (),
 ) -> int:
     """Answer queries until ``stop`` is set (or nothing arrived for ``idle_exit_seconds``).
 
@@ -49,7 +56,22 @@ def answer_queries(
     if delay < 0:
         raise ValueError(f"--delay must be >= 0, got {delay}")
     truth = {example.id: example.label for example in examples_of(dataset, seed=seed)}
-    oracle = NoisyOracle(list(truth.values()), noise, seed)
+    k = settings.labeling.annotators_per_item
+    classes = list(truth.values())
+    if annotators or k > 1:
+        rates = list(annotators) or [noise] * k
+        if len(rates) < k:
+            raise ValueError(
+                f"--annotators gives {len(rates)} noise rates for "
+                f"labeling.annotators_per_item = {k}: give at least k"
+            )
+        pool = [
+            (f"simulated-{i + 1}", NoisyOracle(classes, rate, seed + 1000 * (i + 1)))
+            for i, rate in enumerate(rates)
+        ]
+    else:
+        pool = [(ANNOTATOR, NoisyOracle(classes, noise, seed))]
+    draw = random.Random(seed)
     stop = stop or threading.Event()
     topics = settings.topics
     check_cluster(settings.kafka, () if topics.create else [topics.oracle, topics.labels])
@@ -97,15 +119,17 @@ def answer_queries(
                         "query for %r is not in %s; not answered", query.id, source_name(dataset)
                     )
                 else:
-                    label = LabelMessage(
-                        id=query.id,
-                        label=oracle.answer(true_label),
-                        annotator=ANNOTATOR,
-                        features=query.features if echo_features else None,
-                    )
-                    producer.send(
-                        settings.topics.labels, key=query.id.encode(), value=encode(label)
-                    )
+                    chosen = pool if len(pool) == k else draw.sample(pool, k)
+                    for name, oracle in chosen:
+                        label = LabelMessage(
+                            id=query.id,
+                            label=oracle.answer(true_label),
+                            annotator=name,
+                            features=query.features if echo_features else None,
+                        )
+                        producer.send(
+                            settings.topics.labels, key=query.id.encode(), value=encode(label)
+                        )
                     answered += 1
                 done[tp] = max(done.get(tp, 0), offset + 1)
             if done:

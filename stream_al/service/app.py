@@ -25,7 +25,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from stream_al.core.learner import ActiveLearner, LabelStatus
+from stream_al.core.learner import ActiveLearner, LabelStatus, Learned
 from stream_al.durability import CheckpointError
 from stream_al.kafka_compat import close_producer
 from stream_al.schemas import (
@@ -41,7 +41,7 @@ from stream_al.schemas import (
 from stream_al.service import kafka_io, warm_start
 from stream_al.service.checkpointing import Checkpointer
 from stream_al.service.dead_letters import dead_letter
-from stream_al.service.metrics import ServiceMetrics
+from stream_al.service.metrics import LABEL_STATUSES, ServiceMetrics
 from stream_al.service.oracle_log import query_headers, query_origin
 from stream_al.settings import Settings
 
@@ -137,7 +137,7 @@ class Service:
         self.settings = settings
         self._sample_mapping = settings.mapping.for_samples()
         self._label_mapping = settings.mapping.for_labels()
-        self.learner = ActiveLearner(settings.learner)
+        self.learner = ActiveLearner(settings.learner, settings.labeling.aggregation_config())
         self.metrics = (
             metrics
             if metrics is not None
@@ -169,6 +169,8 @@ class Service:
         self._checkpoints_ok = True
         self._last_gauges = 0.0
         self._unstable_since: float | None = None
+        self._admin: Any = None
+        self._last_backlog_read = -math.inf
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -214,6 +216,9 @@ class Service:
             learner, offsets = self.checkpointer.restore()
             if learner is not None:
                 restored = True
+                # Its open items and annotator statistics are kept; k and the method are
+                # this start's.
+                learner.aggregator.config = self.settings.labeling.aggregation_config()
                 self.learner = learner
                 self.label_offsets = dict(offsets.get(self.settings.topics.labels, {}))
                 self.oracle_offsets = dict(offsets.get(self.settings.topics.oracle, {}))
@@ -258,6 +263,7 @@ class Service:
         options = self.settings.warm_start
         if options.model_file is not None:
             self.learner = warm_start.load_model_file(options.model_file, self.settings)
+            self.learner.aggregator.config = self.settings.labeling.aggregation_config()
             log.info(
                 "warm start: model file %s, %d labels learned",
                 options.model_file,
@@ -348,8 +354,12 @@ class Service:
         now = time.monotonic()
         if now - self._last_gauges >= _GAUGE_INTERVAL_SECONDS:
             self._last_gauges = now
+            self._settle_answers()
             self._update_gauges()
             self._watch_group_membership()
+        if now - self._last_backlog_read >= self.settings.labeling.backlog_poll_seconds:
+            self._last_backlog_read = now
+            self._read_backlog()
 
     def _rewind(self) -> None:
         """Seek the consumers back to the first record the learner has not taken in.
@@ -391,6 +401,8 @@ class Service:
                 self._try_checkpoint()
             self.checkpointer.close()
         self._broker_probe.stop()
+        if self._admin is not None:
+            self._admin.close()
         for client in (self._samples, self._labels, self._oracle):
             if client is not None:
                 client.close(autocommit=False, timeout_ms=_CLOSE_TIMEOUT_MS)
@@ -655,14 +667,55 @@ class Service:
         except Exception as error:
             self._reject_label(record, "model_error", _describe(error))
             return
-        self.metrics.label_outcome(learned.status.value)
+        self.metrics.answer_received(
+            "correction" if label.corrects else "skip" if label.skipped else "label"
+        )
+        if learned.status in (LabelStatus.AWAITING, LabelStatus.CORRECTED):
+            return  # an answer taken in, counted above; no label decided by it
+        self._count_label(learned)
         if learned.status in (LabelStatus.LEARNED, LabelStatus.SKIPPED):
-            if learned.asked_at is not None:
-                self.metrics.observe_label_latency(max(0.0, self._clock() - learned.asked_at))
             return
         reason = _LABEL_STATUS_TO_REASON[learned.status]
         self._dead_letter(record, reason, f"label for sample {label.id!r}: {learned.detail}")
         self.metrics.label_dead_lettered(reason)
+
+    def _count_label(self, learned: Learned) -> None:
+        status = learned.status.value
+        assert status in LABEL_STATUSES, status
+        self.metrics.label_outcome(status)  # type: ignore[arg-type]
+        decided = learned.status in (LabelStatus.LEARNED, LabelStatus.SKIPPED)
+        if decided and learned.asked_at is not None:
+            self.metrics.observe_label_latency(max(0.0, self._clock() - learned.asked_at))
+
+    def _settle_answers(self) -> None:
+        """Decide the items whose k answers did not all come in time."""
+        for learned in self.learner.settle(now=self._clock()):
+            self._count_label(learned)
+
+    def _read_backlog(self) -> None:
+        """Read the labelers' backlog: their group's lag on the oracle topic.
+
+        Feeds the policy (``strategy.target_backlog``) and the backlog gauge. A failure
+        only leaves the reading unknown until the next try.
+        """
+        assert self._oracle is not None
+        if not self._broker_probe.reachable:
+            return  # an admin request would hold the loop for its whole timeout
+        try:
+            if self._admin is None:
+                self._admin = kafka_io.admin(self.settings)
+            backlog = kafka_io.group_lag(
+                self._admin,
+                self._oracle,
+                self.settings.labeling.group_id,
+                self.settings.topics.oracle,
+            )
+        except (KafkaError, OSError) as error:
+            log.warning("could not read the labelers' backlog: %s", error)
+            self.metrics.set_backlog(None)
+            return
+        self.metrics.set_backlog(backlog)
+        self.learner.observe_backlog(backlog)
 
     def _reject_label(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
         self._dead_letter(record, reason, detail)
@@ -702,6 +755,12 @@ class Service:
             exploration_rate=policy.exploration_rate,
             events=policy.event_counts,
             drifts=policy.drifts_by_signal,
+        )
+        aggregator = learner.aggregator
+        self.metrics.set_agreement(
+            {name: (a.agreed, a.votes) for name, a in aggregator.agreement.items()},
+            self.settings.labeling.max_annotators_in_metrics,
+            aggregator.open_items,
         )
         self._update_lag()
 

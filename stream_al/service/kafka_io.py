@@ -9,7 +9,13 @@ import threading
 import time
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -167,3 +173,27 @@ class BrokerProbe:
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             self.reachable = self.check()
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    """An admin client of the cluster (the caller closes it)."""
+    return KafkaAdminClient(**settings.kafka.client_config())
+
+
+def group_lag(
+    admin_client: KafkaAdminClient, consumer: KafkaConsumer, group_id: str, topic: str
+) -> int:
+    """Messages of ``topic`` that ``group_id`` has not committed yet.
+
+    A partition the group never committed on counts from its beginning: labelers start
+    at the earliest offset, so before the first answer every query waits (and with no
+    labelers at all, nothing is answered). ``consumer`` reads the topic's offsets.
+    """
+    partitions = [TopicPartition(topic, p) for p in sorted(partitions_of(consumer, topic))]
+    found = admin_client.list_group_offsets({group_id: partitions}).get(group_id, {})
+    # A partition without a commit comes back with offset -1.
+    committed = {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
+    ends = consumer.end_offsets(partitions)
+    missing = [tp for tp in partitions if tp not in committed]
+    starts = consumer.beginning_offsets(missing) if missing else {}
+    return sum(max(0, ends[tp] - committed.get(tp, starts.get(tp, 0))) for tp in partitions)

@@ -55,6 +55,7 @@ from stream_al.core.types import QueryReason
 from stream_al.schemas import DeadLetterReason
 
 __all__ = [
+    "ANSWER_KINDS",
     "DEAD_LETTER_REASONS",
     "DECISION_LATENCY_BUCKETS",
     "LABEL_LATENCY_BUCKETS",
@@ -74,6 +75,11 @@ log = logging.getLogger(__name__)
 #: (`stream_al.core.learner.LabelStatus`) plus "invalid" for a label that could not be decoded.
 LabelOutcome = Literal["learned", "skipped", "duplicate", "unknown_id", "expired", "invalid"]
 
+#: What kind of answer a labels-topic message is: a class, a "don't know", or an undo.
+AnswerKind = Literal["label", "skip", "correction"]
+ANSWER_KINDS: Final[tuple[str, ...]] = get_args(AnswerKind)
+#: The annotator label value shared by those beyond ``labeling.max_annotators_in_metrics``.
+OTHER_ANNOTATORS: Final = "other"
 QUERY_REASONS: Final[tuple[str, ...]] = get_args(QueryReason)
 LABEL_STATUSES: Final[tuple[str, ...]] = get_args(LabelOutcome)
 DEAD_LETTER_REASONS: Final[tuple[str, ...]] = get_args(DeadLetterReason)
@@ -308,6 +314,37 @@ class ServiceMetrics:
             ["topic", "partition"],
             registry=reg,
         )
+        self._answers = Counter(
+            "stream_al_answers_total",
+            "Annotators' answers read from the labels topic, by kind (label, skip, "
+            "correction); with several annotators per item an item takes k answers.",
+            ["answer"],
+            registry=reg,
+        )
+        self._agreement = Gauge(
+            "stream_al_annotator_agreement_ratio",
+            "Share of an annotator's votes that matched the aggregate of the item.",
+            ["annotator"],
+            registry=reg,
+        )
+        self._annotator_votes = Gauge(
+            "stream_al_annotator_votes",
+            "Votes of an annotator on decided items (the agreement ratio's denominator).",
+            ["annotator"],
+            registry=reg,
+        )
+        self._open_items = Gauge(
+            "stream_al_items_awaiting_answers",
+            "Queried items with some of their k answers in, waiting for the others.",
+            registry=reg,
+        )
+        self._backlog = Gauge(
+            "stream_al_labelers_backlog_messages",
+            "Queries the labelers have not answered yet: the lag of their consumer group "
+            "(labeling.group_id) on the oracle topic; NaN while unknown.",
+            registry=reg,
+        )
+        self._backlog.set(math.nan)
         self._ready = Gauge(
             "stream_al_ready",
             "1 when every readiness check passes, else 0.",
@@ -343,6 +380,11 @@ class ServiceMetrics:
             self._labels.labels(status=status)
         for dl_reason in DEAD_LETTER_REASONS:
             self._dead_letters.labels(reason=dl_reason)
+        for kind in ANSWER_KINDS:
+            self._answers.labels(answer=kind)
+        # The series every dashboard query can rely on before an annotator is known.
+        self._agreement.labels(annotator=OTHER_ANNOTATORS).set(math.nan)
+        self._annotator_votes.labels(annotator=OTHER_ANNOTATORS).set(0)
         for origin in QUERY_ORIGINS:
             self._queries_recovered.labels(origin=origin)
         for kind in ESTIMATE_KINDS:
@@ -387,6 +429,32 @@ class ServiceMetrics:
         """Count one label read from the labels topic, by what became of it."""
         _check(status, LABEL_STATUSES, "label status")
         self._labels.labels(status=status).inc()
+
+    def answer_received(self, kind: AnswerKind) -> None:
+        """Count one decoded answer on the labels topic, by kind."""
+        self._answers.labels(answer=_check(kind, ANSWER_KINDS, "answer kind")).inc()
+
+    def set_agreement(
+        self, agreement: Mapping[str, tuple[int, int]], max_annotators: int, open_items: int
+    ) -> None:
+        """Publish each annotator's (agreed, votes) with the aggregates.
+
+        The first ``max_annotators`` annotators (in the order given) are named; the others
+        are summed under ``other``, so the series stay bounded whatever names arrive.
+        """
+        named: dict[str, tuple[int, int]] = {}
+        for index, (annotator, (agreed, votes)) in enumerate(agreement.items()):
+            key = annotator if index < max_annotators else OTHER_ANNOTATORS
+            was_agreed, was_votes = named.get(key, (0, 0))
+            named[key] = (was_agreed + agreed, was_votes + votes)
+        for annotator, (agreed, votes) in named.items():
+            self._agreement.labels(annotator=annotator).set(agreed / votes if votes else math.nan)
+            self._annotator_votes.labels(annotator=annotator).set(votes)
+        self._open_items.set(open_items)
+
+    def set_backlog(self, backlog: int | None) -> None:
+        """Publish the labelers' backlog (None: unknown)."""
+        self._backlog.set(math.nan if backlog is None else backlog)
 
     def prediction_sent(self) -> None:
         """Count one prediction published."""

@@ -3,6 +3,11 @@
 Each sample is first predicted (that prediction is what accuracy is measured on), then
 offered to the strategy; only queried samples are ever learned, their labels arriving
 ``label_delay`` samples later and flipped at random with probability ``label_noise``.
+
+With ``annotators`` (a pool, one noise rate each) every query is answered by
+``annotators_per_item`` = k distinct annotators of the pool drawn at random (all of them
+by default), and the learner learns each sample once, from the aggregate of their
+answers (``aggregation``): k answers per query, so k labels of cost.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stream_al.core.aggregation import AggregationConfig, AggregationMethod
 from stream_al.core.config import LearnerConfig
-from stream_al.core.learner import ActiveLearner, Scored
+from stream_al.core.learner import ActiveLearner, LabelStatus, Scored
 from stream_al.core.types import ClassLabel
 from stream_al.schemas import LabelMessage, Sample
 from stream_al.sim.datasets import Example
@@ -91,6 +97,12 @@ class SimulationResult:
     labels_saved: float = 0.0
     #: What the policy decided on its own: stopped, resumed, drift (position, kind, detail).
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: Several annotators: their noise rates, the aggregation, the answers given (the
+    #: labeling cost: ``labels`` times k) and the share of learned labels that were true.
+    annotators: list[float] = field(default_factory=list)
+    aggregation: str = "majority"
+    answers: int = 0
+    label_accuracy: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -131,6 +143,10 @@ def simulate(
     seed: int = 0,
     curve_every: int = 10,
     on_scored: OnScored | None = None,
+    annotators: Sequence[float] = (),
+    annotators_per_item: int | None = None,
+    aggregation: AggregationMethod = "majority",
+    on_answer: Callable[[LabelMessage], None] | None = None,
 ) -> SimulationResult:
     """Replay ``examples`` prequentially through an ``ActiveLearner`` built from ``config``.
 
@@ -141,9 +157,27 @@ def simulate(
     if label_delay < 0:
         raise ValueError(f"label_delay must be >= 0, got {label_delay}")
     examples = list(examples)
-    oracle = NoisyOracle([e.label for e in examples], label_noise, seed)
+    classes = [e.label for e in examples]
     truth = {e.id: e.label for e in examples}
-    learner = ActiveLearner(config)
+    if annotators:
+        # Annotator i's own seeded draws: adding one annotator leaves the others' alone.
+        oracles = [
+            (f"annotator-{i}", NoisyOracle(classes, rate, seed + 1000 * (i + 1)))
+            for i, rate in enumerate(annotators)
+        ]
+        k = len(annotators) if annotators_per_item is None else annotators_per_item
+        if not 1 <= k <= len(annotators):
+            raise ValueError(f"annotators_per_item must be in [1, {len(annotators)}], got {k}")
+        aggregate = AggregationConfig(k, aggregation, timeout_seconds=math.inf)
+        learner = ActiveLearner(config, aggregate)
+    else:
+        k = 1
+        oracles = [("", NoisyOracle(classes, label_noise, seed))]
+        learner = ActiveLearner(config)
+    draw = random.Random(seed + 7)
+    answers = 0
+    #: Labels learned, and how many of them were the true label.
+    learned = {"total": 0, "true": 0}
     # Labels in flight: (step at which it arrives, label).
     in_flight: deque[tuple[int, LabelMessage]] = deque()
     correct = 0
@@ -153,7 +187,10 @@ def simulate(
     def deliver(until_step: int) -> None:
         while in_flight and in_flight[0][0] <= until_step:
             _, label = in_flight.popleft()
-            learner.learn(label, now=float(until_step))
+            outcome = learner.learn(label, now=float(until_step))
+            if outcome.status is LabelStatus.LEARNED:
+                learned["total"] += 1
+                learned["true"] += outcome.label == truth.get(outcome.sample_id)
 
     for step, example in enumerate(examples):
         deliver(step)
@@ -164,8 +201,15 @@ def simulate(
         for query in scored.queries:
             hard_asked += 1
             hard_right += query.predicted_label == truth[query.id]
-            answer = LabelMessage(id=query.id, label=oracle.answer(truth[query.id]))
-            in_flight.append((step + label_delay + 1, answer))
+            chosen = oracles if k == len(oracles) else draw.sample(oracles, k)
+            for name, oracle in chosen:
+                answer = LabelMessage(
+                    id=query.id, label=oracle.answer(truth[query.id]), annotator=name or None
+                )
+                answers += 1
+                if on_answer is not None:
+                    on_answer(answer)
+                in_flight.append((step + label_delay + 1, answer))
         seen = step + 1
         if seen % curve_every == 0 or seen == len(examples):
             est = learner.accuracy_estimate()
@@ -203,4 +247,8 @@ def simulate(
         hard_sample_accuracy=hard_right / hard_asked if hard_asked else None,
         labels_saved=learner.policy.ledger.saved,
         events=[event.as_dict() for event in learner.policy.events],
+        annotators=list(annotators),
+        aggregation=aggregation if annotators else "majority",
+        answers=answers,
+        label_accuracy=learned["true"] / learned["total"] if learned["total"] else None,
     )

@@ -157,6 +157,9 @@ def test_dashboard_covers_every_operator_question() -> None:
         "sum by (reason) (rate(stream_al_dead_letters_total",
         "stream_al_pending_queries",
         "stream_al_labels_remaining",
+        "sum by (answer) (rate(stream_al_answers_total",
+        "stream_al_annotator_agreement_ratio",
+        "stream_al_labelers_backlog_messages",
     ):
         assert needle in exprs, f"no dashboard query with {needle!r}"
 
@@ -346,6 +349,11 @@ class SyntheticTraffic:
         good.set_policy_state(False, 0.0, 0.005, {"stopped": tick // 10}, {"errors": tick // 20})
         good.set_accuracy_estimates(lambda kind, scope: AccuracyEstimate(0.93, 0.9, 0.95, 40, 40))
         good.set_lag("samples", 0, rng.randint(0, 20))
+        # Its labelers: two answers per item, one annotator noisier than the other.
+        good.answer_received("label")
+        good.answer_received("label")
+        good.set_agreement({"ann": (9 + tick, 10 + tick), "bob": (6, 10)}, 50, open_items=1)
+        good.set_backlog(rng.randint(0, 30))
 
         # Unhealthy: far over budget, labels never learned, garbage input, falling behind.
         bad = self.unhealthy

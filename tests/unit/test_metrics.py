@@ -16,6 +16,7 @@ from stream_al.core.drift import DRIFT_SIGNALS
 from stream_al.core.estimate import ESTIMATE_KINDS, ESTIMATE_SCOPES, AccuracyEstimate
 from stream_al.core.strategies.stopping import POLICY_EVENTS
 from stream_al.service.metrics import (
+    ANSWER_KINDS,
     DEAD_LETTER_REASONS,
     LABEL_STATUSES,
     QUERY_ORIGINS,
@@ -238,6 +239,11 @@ def test_no_per_sample_values_end_up_in_labels() -> None:
         m.observe_label_latency(3.0)
         m.set_lag("samples", 2, 5)
         m.set_learner_gauges(0.1, 0.1, 0.5, 10, 1, 0.9, 3)
+        for kind in ANSWER_KINDS:
+            m.answer_received(kind)  # type: ignore[arg-type]
+        # Three annotators, two named: the third is counted as "other".
+        m.set_agreement({"ann": (3, 4), "bob": (1, 2), "cyd": (0, 5)}, 2, open_items=1)
+        m.set_backlog(7)
         rendered = samples(m)
 
     allowed: Mapping[str, set[str]] = {
@@ -252,6 +258,8 @@ def test_no_per_sample_values_end_up_in_labels() -> None:
         "scope": set(ESTIMATE_SCOPES),
         "kind": set(POLICY_EVENTS),
         "signal": set(DRIFT_SIGNALS),
+        "answer": set(ANSWER_KINDS),
+        "annotator": {"ann", "bob", "other"},
     }
     seen_label_names: set[str] = set()
     for name, labels in rendered:
@@ -392,3 +400,22 @@ def test_policy_state_counts_events_from_running_totals(metrics: ServiceMetrics)
     assert value(metrics, "stream_al_drifts_total", signal="uncertainty") == 0
     with pytest.raises(ValueError, match="unknown policy signal"):
         metrics.set_policy_state(False, 0.0, 0.0, {}, {"weather": 1})
+
+
+def test_answers_agreement_and_backlog_are_exported(metrics: ServiceMetrics) -> None:
+    metrics.answer_received("label")
+    metrics.answer_received("label")
+    metrics.answer_received("correction")
+    metrics.set_agreement({"ann": (3, 4), "bob": (1, 2), "cyd": (0, 6)}, 1, open_items=2)
+    metrics.set_backlog(7)
+    rendered = samples(metrics)
+    assert rendered[("stream_al_answers_total", frozenset({("answer", "label")}))] == 2.0
+    assert rendered[("stream_al_answers_total", frozenset({("answer", "skip")}))] == 0.0
+    assert rendered[("stream_al_answers_total", frozenset({("answer", "correction")}))] == 1.0
+    agreement = "stream_al_annotator_agreement_ratio"
+    assert rendered[(agreement, frozenset({("annotator", "ann")}))] == 0.75
+    # Beyond the cap, bob and cyd are summed: 1 agreed of 8 votes.
+    assert rendered[(agreement, frozenset({("annotator", "other")}))] == 1 / 8
+    assert (agreement, frozenset({("annotator", "bob")})) not in rendered
+    assert rendered[("stream_al_items_awaiting_answers", frozenset())] == 2.0
+    assert rendered[("stream_al_labelers_backlog_messages", frozenset())] == 7.0

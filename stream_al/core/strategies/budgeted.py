@@ -180,6 +180,10 @@ class BudgetedPolicy(QueryPolicy):
     def recover(self, reason: QueryReason, samples_seen: int) -> None:
         self.ledger.recover(reason, samples_seen)
 
+    def set_budget(self, budget: float) -> None:
+        """Spend ``budget`` (a share) from the next sample on (see :mod:`stream_al.core.pace`)."""
+        self.ledger.set_budget(budget)
+
     def _remember(self, selections: list[Selection], key: str, warmup: bool, q: float) -> None:
         """Note each query's probability of being asked, for the accuracy estimates."""
         if not selections:

@@ -43,9 +43,9 @@ class Ledger:
     paused: bool = False
     #: Labels of the budget left unspent while paused; not owed, so never repaid.
     saved: float = 0.0
-    #: The labels that the budgets before a change of budget allowed, minus what today's
-    #: budget would have allowed over the same samples: a new budget counts from its change.
-    rebased: float = 0.0
+    #: What ``set_budget`` changes carried over, so that ``budget * seen + allowance_offset``
+    #: is the labels allowed so far: a budget applies from the sample it is set on.
+    allowance_offset: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.budget <= 1.0:
@@ -58,18 +58,25 @@ class Ledger:
     @property
     def deficit(self) -> float:
         """Labels behind budget (``B * seen - queried - saved``); negative when ahead of it."""
-        return self.budget * self.seen - self.queried - self.saved + self.rebased
+        return self.budget * self.seen + self.allowance_offset - self.queried - self.saved
+
+    def set_budget(self, budget: float) -> None:
+        """Change the share from the next sample on; what was allowed so far stays."""
+        if not 0.0 < budget <= 1.0:
+            raise ValueError(f"budget must be in (0, 1], got {budget}")
+        self.allowance_offset += (self.budget - budget) * self.seen
+        self.budget = budget
 
     def rebudget(self, budget: float, exploration: float, max_labels: int | None) -> None:
-        """Apply a new budget from now on, owing neither more nor less for the past.
+        """Apply a new configuration's budget, exploration and cap from now on.
 
         >>> ledger = Ledger(budget=0.1, seen=1000, queried=100)
         >>> ledger.rebudget(0.2, 0.0, None)
         >>> ledger.deficit, ledger.budget
         (0.0, 0.2)
         """
-        self.rebased += (self.budget - budget) * self.seen
-        self.budget, self.exploration, self.max_labels = budget, exploration, max_labels
+        self.set_budget(budget)
+        self.exploration, self.max_labels = exploration, max_labels
 
     @property
     def uncertain_budget(self) -> float:
