@@ -271,6 +271,10 @@ class LabelingDesk:
         assert self._consumer is not None
         backlog = 0
         for tp in self._consumer.assignment():
+            if tp.partition not in self._committed:
+                # Where the group stood when this desk got the partition (not from inside
+                # the rebalance callback: kafka-python forbids blocking calls there).
+                self._committed[tp.partition] = self._consumer.committed(tp) or 0
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
                 backlog += max(0, highwater - self._committed.get(tp.partition, 0))
@@ -286,12 +290,6 @@ class LabelingDesk:
         for partition in partitions:
             self._committed.pop(partition, None)
 
-    def _assigned(self, partitions: set[TopicPartition]) -> None:
-        assert self._consumer is not None
-        for tp in partitions:
-            # Where the group stands: the backlog counts from there.
-            self._committed[tp.partition] = self._consumer.committed(tp) or 0
-
 
 class _Rebalance(ConsumerRebalanceListener):
     """Before partitions move on: deliver, commit what is done, forget their items."""
@@ -303,4 +301,4 @@ class _Rebalance(ConsumerRebalanceListener):
         self._desk._revoked({tp.partition for tp in revoked})
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._desk._assigned(assigned)
+        pass
