@@ -16,6 +16,7 @@ import json
 import secrets
 import socket
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,8 @@ class WebServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((host, port))
+            # Listening now: a browser that connects before uvicorn runs waits in the backlog.
+            self._socket.listen(128)
         except OSError as error:
             self._socket.close()
             raise ValueError(f"cannot serve the labeling app on {host}:{port}: {error}") from error
@@ -253,8 +256,13 @@ class WebServer:
     def _serve(self) -> None:
         self._server.run(sockets=[self._socket])
 
-    def start(self) -> None:
+    def start(self, timeout: float = 10.0) -> None:
         self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the labeling app's web server did not start")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         self._server.should_exit = True

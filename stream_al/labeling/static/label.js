@@ -66,8 +66,15 @@ function classesOf(item) {
   return classes;
 }
 
+// Floats as a person reads them: six significant digits (1.5740726999999999 -> 1.57407).
+function asText(value) {
+  if (value === null) return "";
+  if (typeof value === "number" && !Number.isInteger(value)) return String(Number(value.toPrecision(6)));
+  return String(value);
+}
+
 function renderValue(value) {
-  const text = value === null ? "" : String(value);
+  const text = asText(value);
   if (typeof value === "string" && IMAGE_URL.test(value)) {
     return el("img", { src: value, alt: "image from the sample's metadata", referrerpolicy: "no-referrer" });
   }
@@ -105,12 +112,13 @@ function render() {
     el("div", { class: "why" }, el("span", { class: "reason", id: "reason" }, item.reason),
        `${REASONS[item.reason] || ""} (${uncertainty})`),
   );
-  const left = el("div", {}, el("h3", {}, "Features"),
-                  table(Object.entries(item.features), "features"));
+  // What a person reads first (a text, an image), then what the model sees.
+  const left = el("div", {});
   if (item.metadata && Object.keys(item.metadata).length) {
     left.append(el("h3", {}, "About this sample"),
                 table(Object.entries(item.metadata), "metadata"));
   }
+  left.append(el("h3", {}, "Features"), table(Object.entries(item.features), "features"));
   const guess = item.predicted_label === null ? "no guess yet" : item.predicted_label;
   const right = el("div", {}, el("h3", {}, `The model says: ${guess}`));
   const bars = el("div", { class: "proba" });
