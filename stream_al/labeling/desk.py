@@ -131,6 +131,11 @@ class LabelingDesk:
             self._shown_at.setdefault((annotator, query.id), now)
         return held
 
+    def renew(self, annotator: str) -> None:
+        """Keep the annotator's leases: they are still looking at their items."""
+        with self._lock:
+            self.queue.renew(annotator, self._clock())
+
     def answer(self, annotator: str, item_id: str, label: ClassLabel | None) -> list[Query]:
         """Send the annotator's answer (None: "don't know"); returns what they hold next.
 

@@ -59,6 +59,6 @@ def serve_web(settings: Settings, stop: threading.Event) -> None:
         try:
             while not stop.wait(1.0):
                 if desk.error is not None:
-                    raise RuntimeError("the labeling desk stopped") from desk.error
+                    raise ValueError(f"the labeling desk stopped: {desk.error}") from desk.error
         finally:
             server.stop()

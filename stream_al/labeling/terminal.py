@@ -91,6 +91,30 @@ def label_in_terminal(
 ) -> int:
     """Label until q, end of input or ``stop``; returns the number of answers sent."""
     stop = stop or threading.Event()
+    finished = threading.Event()
+    # A person may look at an item for minutes: keep the leases while this screen is open.
+    interval = desk.settings.labeling.lease_seconds / 3
+
+    def keep_leases() -> None:
+        while not finished.wait(interval):
+            desk.renew(annotator)
+
+    threading.Thread(target=keep_leases, name="terminal-leases", daemon=True).start()
+    try:
+        return _label_loop(desk, annotator, keys, out, stop, new_classes)
+    finally:
+        finished.set()
+        desk.release(annotator)
+
+
+def _label_loop(
+    desk: LabelingDesk,
+    annotator: str,
+    keys: TextIO,
+    out: TextIO,
+    stop: threading.Event,
+    new_classes: bool,
+) -> int:
     answered = 0
     correcting: tuple[Query, ClassLabel | None] | None = None
     with _single_keys(keys) as single:
@@ -165,5 +189,4 @@ def label_in_terminal(
             except AnswerRefused as refused:
                 out.write(f"not taken: {refused}\n")
             correcting = None
-    desk.release(annotator)
     return answered

@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -192,11 +193,11 @@ class LabelingApp:
             corrects = bool(body.get("corrects", False))
         except (ValueError, KeyError, TypeError) as error:
             return JSONResponse({"error": f"not an answer: {error}"}, status_code=400)
+        send = self.desk.correct if corrects else self.desk.answer
         try:
-            if corrects:
-                self.desk.correct(annotator, item_id, label)
-            else:
-                self.desk.answer(annotator, item_id, label)
+            # In a worker thread: sending can block while the broker is away, and the event
+            # loop serves every labeler.
+            await run_in_threadpool(send, annotator, item_id, label)
         except AnswerRefused as refused:
             return self._reply(annotator, 409, error=str(refused))
         return self._reply(annotator)
