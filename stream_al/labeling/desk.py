@@ -81,7 +81,9 @@ class LabelingDesk:
         self._consumer: KafkaConsumer | None = None
         self._producer: Any = None
         self._committed: dict[int, int] = {}
+        #: (annotator, item) -> when it was handed to them; annotator -> their last answer.
         self._shown_at: dict[tuple[str, str], float] = {}
+        self._last_answer_at: dict[str, float] = {}
         self._backlog = 0
         self.error: BaseException | None = None
 
@@ -127,6 +129,10 @@ class LabelingDesk:
         with self._lock:
             self.queue.renew(annotator, now)
             held = self.queue.fill(annotator, now)
+        held_ids = {query.id for query in held}
+        for key in [key for key in self._shown_at if key[0] == annotator]:
+            if key[1] not in held_ids:
+                del self._shown_at[key]  # its lease ran out or its partition moved on
         for query in held:
             self._shown_at.setdefault((annotator, query.id), now)
         return held
@@ -148,10 +154,11 @@ class LabelingDesk:
         except AnswerRefused:
             self.metrics.answered("refused")
             raise
-        shown = self._shown_at.pop((annotator, item_id), None)
-        self.metrics.answered(
-            "label" if label is not None else "skip", None if shown is None else now - shown
-        )
+        handed = self._shown_at.pop((annotator, item_id), None)
+        # A prefetched item is on screen from the previous answer on, not from its lease.
+        shown = max(handed or now, self._last_answer_at.get(annotator, 0.0))
+        self._last_answer_at[annotator] = now
+        self.metrics.answered("label" if label is not None else "skip", now - shown)
         self._send(message, delivered=lambda: self._delivered(item_id, annotator))
         return self.items(annotator)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from pydantic import TypeAdapter
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -219,13 +220,8 @@ class LabelingApp:
         return Response(status_code=204)
 
 
-def _label_adapter() -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(Label)
-
-
-_LABEL = _label_adapter()
+#: A typed class is checked as a label on the wire is (a string of 1 to 256 characters).
+_LABEL: TypeAdapter[str] = TypeAdapter(Label)
 
 
 class WebServer:
