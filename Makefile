@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m stream_al.demo.showcase --kafka-launcher $(KAFKA)
 
-## The same, with you labeling in the browser beside the simulated oracle.
+## The demo with you as the labeler, in the browser (instead of the simulated oracle).
 demo-label: $(STAMP)
 	$(BIN)/python -m stream_al.demo.showcase --kafka-launcher $(KAFKA) --label
 

@@ -43,7 +43,7 @@ def web_app(settings: Settings, desk: LabelingDesk) -> LabelingApp:
     return LabelingApp(
         desk,
         token=None if labeling.token is None else labeling.token.get_secret_value(),
-        new_classes=settings.learner.classes is None,
+        classes=settings.learner.classes,
         undo_seconds=labeling.undo_seconds,
         # Leases are renewed by the page's refresh: three chances before one runs out.
         refresh_seconds=min(2.0, labeling.lease_seconds / 3),

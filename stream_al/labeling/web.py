@@ -56,14 +56,16 @@ class LabelingApp:
         desk: LabelingDesk,
         *,
         token: str | None,
-        new_classes: bool,
+        classes: tuple[str, ...] | None,
         undo_seconds: float,
         refresh_seconds: float,
     ) -> None:
         self.desk = desk
         self.token = token
+        #: ``learner.classes``: when set, no other class is taken (none can be typed).
+        self.classes = classes
         self.page_config = {
-            "newClasses": new_classes,
+            "newClasses": classes is None,
             "undoSeconds": undo_seconds,
             "refreshSeconds": refresh_seconds,
         }
@@ -194,6 +196,9 @@ class LabelingApp:
             corrects = bool(body.get("corrects", False))
         except (ValueError, KeyError, TypeError) as error:
             return JSONResponse({"error": f"not an answer: {error}"}, status_code=400)
+        if label is not None and self.classes is not None and label not in self.classes:
+            refusal = f"{label!r} is not one of the classes {', '.join(self.classes)}"
+            return JSONResponse({"error": refusal}, status_code=400)
         send = self.desk.correct if corrects else self.desk.answer
         try:
             # In a worker thread: sending can block while the broker is away, and the event

@@ -38,7 +38,7 @@ def server() -> Iterator[WebServer]:
         metadata={"note": "</script><script>alert(1)</script>"},
     )
     desk.queue.add(query, partition=0, offset=0, now=query.created_at.timestamp())
-    app = LabelingApp(desk, token=TOKEN, new_classes=True, undo_seconds=30, refresh_seconds=2)
+    app = LabelingApp(desk, token=TOKEN, classes=("a", "b"), undo_seconds=30, refresh_seconds=2)
     web = WebServer(app, "127.0.0.1", 0)
     web.start()
     try:
@@ -51,7 +51,11 @@ def opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
 
 
-def status_of(client: urllib.request.OpenerDirector, url: str, data: bytes | None = None) -> int:
+def status_of(
+    client: urllib.request.OpenerDirector,
+    url: str | urllib.request.Request,
+    data: bytes | None = None,
+) -> int:
     try:
         with client.open(url, data=data, timeout=10) as response:
             return int(response.status)
@@ -75,6 +79,13 @@ def test_signing_in_needs_the_token_and_the_api_a_signed_session(server: WebServ
     # The metadata is data for the page's script, never markup of the page.
     with client.open(server.url, timeout=10) as response:
         assert "<script>alert(1)" not in response.read().decode()
+    # learner.classes is set: a class outside it is refused before it reaches the topic.
+    outside = urllib.request.Request(
+        server.url + "api/answer",
+        data=json.dumps({"id": "s-1", "label": "c"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert status_of(client, outside) == 400
 
 
 def test_a_forged_session_cookie_is_refused(server: WebServer) -> None:
