@@ -235,8 +235,9 @@ def test_with_two_annotators_per_item_each_answers_every_item(
             lambda name, item, sent: "1" if name == "ann" else "2",
         )
         answers = labels_on(settings)
-        wait_until(lambda: "agreement" in ann.page_source, 5, "the header")
-        agreement = ann.find_element("id", "agreement").text
+        header = ann.find_element("id", "agreement")
+        wait_until(lambda: header.text not in ("", "-", "\u2013"), 10, "ann's agreement")
+        agreement = header.text
 
     assert Counter(a["id"] for a in answers) == Counter({i: 2 for i in ids})
     for item in ids:
