@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 KAFKA  := deploy/kafka/kafka-local
 
-.PHONY: install demo test lint bench broker-start broker-stop prometheus clean
+.PHONY: install demo demo-label test lint bench broker-start broker-stop prometheus chromium clean
 
 install: $(STAMP)
 
@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m stream_al.demo.showcase --kafka-launcher $(KAFKA)
 
+## The demo with you as the labeler, in the browser (instead of the simulated oracle).
+demo-label: $(STAMP)
+	$(BIN)/python -m stream_al.demo.showcase --kafka-launcher $(KAFKA) --label
+
 ## The whole suite: unit, integration on a real Kafka broker, a real Prometheus.
-test: $(STAMP) prometheus
+test: $(STAMP) prometheus chromium
 	$(KAFKA) fetch
 	$(BIN)/pytest
 
@@ -42,6 +46,10 @@ broker-stop:
 ## Debian's Prometheus, for the dashboard and alert tests.
 prometheus:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || deploy/prometheus/install-prometheus
+
+## Debian's chromium and chromedriver, for the labeling app's browser tests.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || deploy/browser/install-chromium
 
 clean:
 	-$(KAFKA) stop

@@ -302,6 +302,46 @@ def _show_config(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- stream-al label (the labeling clients, issue 11) ---------------------------------------
+
+
+def _label(args: argparse.Namespace) -> int:
+    from stream_al.labeling.run import running_desk, serve_web
+
+    settings = _settings(args)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if not args.terminal:
+        serve_web(settings, stop)
+        return 0
+    from stream_al.labeling.terminal import label_in_terminal
+
+    annotator = args.annotator or os.environ.get("USER") or "terminal"
+    with running_desk(settings) as desk:
+        answered = label_in_terminal(
+            desk, annotator, stop=stop, new_classes=settings.learner.classes is None
+        )
+    print(f"{annotator}: {answered} answers sent")
+    return 0
+
+
+def _add_label_command(commands: argparse._SubParsersAction) -> None:
+    label = commands.add_parser(
+        "label",
+        help="label the oracle queue by hand: a web app (or --terminal)",
+        description="Settings: the labeling section (labeling.host, labeling.port, "
+        "labeling.token, labeling.annotators_per_item, ...), env and file as for run.",
+    )
+    label.add_argument("--terminal", action="store_true", help="label in this terminal")
+    label.add_argument("--annotator", help="your name with --terminal (default: $USER)")
+    label.add_argument("--config", type=Path, help="TOML settings file (as for run)")
+    label.set_defaults(handler=_label)
+
+
+# --- end of stream-al label -------------------------------------------------------------------
+
+
 def _inspection_key(key_file: Path | None) -> bytes | None:
     """The key to verify with: ``--key-file``, else as the service finds it, else none.
 
@@ -428,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--config", type=Path, help=config_help)
     config.add_argument("--json", action="store_true", help="one JSON object instead")
     config.set_defaults(handler=_show_config)
+
+    _add_label_command(commands)
 
     checkpoint = command("checkpoint", "look into checkpoints")
     checkpoint_commands = checkpoint.add_subparsers(dest="checkpoint_command", required=True)

@@ -10,6 +10,7 @@ message naming the setting (``load_settings``).
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import socket
 import tomllib
@@ -234,6 +235,36 @@ class LabelingSettings(_Section):
     #: How often the service reads the labelers' backlog (seconds; wall clock).
     backlog_poll_seconds: float = Field(10.0, gt=0.0)
 
+    # --- Client side: ``stream-al label`` (web app and terminal). ---
+    #: Address of the web labeling app. Beyond loopback it needs ``token``.
+    host: str = "127.0.0.1"
+    port: int = Field(8400, ge=0, le=65535)
+    #: A shared secret a labeler types in once (then a session cookie). Off by default;
+    #: required when ``host`` is not a loopback address.
+    token: SecretStr | None = None
+    #: A handed-out item comes back to the queue when its labeler has neither answered nor
+    #: shown it on an open page for this long (a closed tab, a crashed client).
+    lease_seconds: float = Field(60.0, gt=0.0)
+    #: A query older than this (wall clock, since the service asked) is dropped unasked and
+    #: counted as stale; unset: never.
+    stale_after_seconds: float | None = Field(3600.0, gt=0.0)
+    #: How long after an answer a labeler may take it back (a correction message).
+    undo_seconds: float = Field(30.0, gt=0.0)
+    #: Fetched queries held by one client, at most; fetching pauses above it.
+    max_items: int = Field(500, ge=1)
+    #: The labeling app's own Prometheus endpoint (``/metrics``) on ``metrics.host``; 0
+    #: takes a free port, unset turns it off.
+    metrics_port: int | None = Field(8401, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> LabelingSettings:
+        if self.token is None and not _is_loopback(self.host):
+            raise ValueError(
+                f"labeling.token is required when labeling.host ({self.host}) is not a "
+                "loopback address: anyone who reaches it could label"
+            )
+        return self
+
     def aggregation_config(self) -> AggregationConfig:
         """What the core's aggregator needs of these settings."""
         return AggregationConfig(
@@ -241,6 +272,20 @@ class LabelingSettings(_Section):
             method=self.aggregation,
             timeout_seconds=self.answer_timeout_seconds,
         )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost``, 127.0.0.0/8, ``::1``).
+
+    >>> _is_loopback("127.0.0.1"), _is_loopback("localhost"), _is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
 
 
 class WarmStartSettings(_Section):

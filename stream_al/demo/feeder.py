@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from stream_al.schemas import Sample, encode
@@ -13,6 +14,8 @@ from stream_al.sim.datasets import Source, examples_of, source_name
 
 log = logging.getLogger(__name__)
 
+TRUTH_HINT = "true label (a hint for the demo)"
+
 
 def produce(
     settings: Settings,
@@ -21,9 +24,16 @@ def produce(
     rate: float | None = None,
     limit: int | None = None,
     seed: int = 42,
+    hint_truth: bool = False,
+    stop: threading.Event | None = None,
 ) -> int:
     """Send the samples of ``dataset`` (a name or examples), keyed by id, at most ``rate`` a
-    second; return the count."""
+    second; return the count.
+
+    ``hint_truth`` puts the true label in each sample's metadata, for a person who plays the
+    expert in ``make demo-label`` (the model never learns from metadata). ``stop`` ends the
+    stream early.
+    """
     if rate is not None and rate <= 0:
         raise ValueError(f"--rate must be positive, got {rate}")
     check_cluster(settings.kafka, () if settings.topics.create else [settings.topics.samples])
@@ -35,12 +45,15 @@ def produce(
     sent = 0
     try:
         for example in examples_of(dataset, seed=seed, limit=limit):
+            if stop is not None and stop.is_set():
+                break
             if rate is not None:
                 # Pace against the start time, so the average rate holds whatever the jitter.
                 delay = started + sent / rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            sample = Sample(id=example.id, features=example.features)
+            metadata = {TRUTH_HINT: example.label} if hint_truth else None
+            sample = Sample(id=example.id, features=example.features, metadata=metadata)
             producer.send(topic, key=example.id.encode(), value=encode(sample))
             sent += 1
         producer.flush()

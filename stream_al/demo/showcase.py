@@ -5,6 +5,10 @@ the simulated oracle beside them; feeds the dataset; shows progress from the ser
 metrics endpoint; and ends with a summary measured on the topics: samples scored, labels
 asked against the budget, accuracy of the predictions against an all-labels baseline.
 Everything it started is stopped again, also on Ctrl-C.
+
+With ``--label`` (``make demo-label``) you are the oracle: the labeling app serves on
+http://127.0.0.1:8400/ instead of the simulated oracle, the stream runs slower, each sample
+carries its true label as a hint in its metadata, and the demo ends on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.demo.feeder import produce
 from stream_al.demo.local_broker import free_port, local_broker
 from stream_al.demo.oracle import answer_queries
-from stream_al.settings import load_settings
+from stream_al.settings import Settings, load_settings
 from stream_al.sim.datasets import DATASETS, Example, stream
 from stream_al.sim.simulate import simulate
 
@@ -113,6 +117,45 @@ def watch_progress(url: str, total: int, timeout: float = 300.0) -> None:
     print("[demo] timed out waiting for the service; see .state/demo/service.log")
 
 
+@contextmanager
+def labeler(settings: Settings, args: argparse.Namespace) -> Iterator[None]:
+    """With ``--label``: the web labeling app, for you to be the oracle."""
+    if not args.label:
+        yield
+        return
+    from stream_al.labeling.run import running_desk, web_app
+    from stream_al.labeling.web import WebServer
+
+    with running_desk(settings) as desk:
+        server = WebServer(web_app(settings, desk), "127.0.0.1", args.label_port)
+        server.start()
+        print(f"[demo] label in your browser: {server.url}")
+        try:
+            yield
+        finally:
+            server.stop()
+
+
+def label_until_interrupted(url: str, total: int) -> None:
+    """Show the service's progress while you label; Ctrl-C ends the demo with its summary."""
+    try:
+        while True:
+            time.sleep(5)
+            try:
+                metrics = scrape(url)
+            except OSError:
+                continue
+            scored = metrics.get("stream_al_samples_total{outcome=scored}", 0)
+            learned = metrics.get("stream_al_labels_total{status=learned}", 0)
+            accuracy = metrics.get("stream_al_accuracy_ratio", float("nan"))
+            print(
+                f"[demo] scored {scored:6.0f}/{total}  labels you gave that were learned "
+                f"{learned:4.0f}  right on asked samples {accuracy:.3f}  (Ctrl-C ends)"
+            )
+    except KeyboardInterrupt:
+        print("\n[demo] stopping")
+
+
 def print_summary(
     args: argparse.Namespace, examples: list[Example], predictions: list[dict], url: str
 ) -> None:
@@ -150,10 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="image-segments")
     parser.add_argument("--model", default="logreg")
     parser.add_argument("--budget", type=float, default=0.1)
-    parser.add_argument("--rate", type=float, default=250.0, help="samples per second")
+    parser.add_argument("--rate", type=float, default=None, help="samples per second")
+    parser.add_argument("--label", action="store_true", help="label in the browser yourself")
+    parser.add_argument("--label-port", type=int, default=8400, help="the labeling app's port")
     parser.add_argument("--oracle-delay", type=float, default=0.05, help="seconds per answer")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
+    if args.rate is None:
+        args.rate = 4.0 if args.label else 250.0
 
     run_id = uuid.uuid4().hex[:8]
     metrics_port = free_port()
@@ -174,46 +221,64 @@ def main(argv: list[str] | None = None) -> int:
             # Fresh topics: their whole history is this demo's stream.
             "STREAM_AL_KAFKA__AUTO_OFFSET_RESET": "earliest",
         }
+        if args.label:
+            classes = sorted({example.label for example in examples})
+            env["STREAM_AL_LEARNER__CLASSES"] = json.dumps(classes)
+            env["STREAM_AL_LABELING__GROUP_ID"] = f"demo-{run_id}-labelers"
+            env["STREAM_AL_LABELING__PORT"] = str(args.label_port)
+            env["STREAM_AL_LABELING__METRICS_PORT"] = str(free_port())
+            # A person is slow: what waited longer than two minutes is dropped as stale.
+            env["STREAM_AL_LABELING__STALE_AFTER_SECONDS"] = "120"
         for topic in ("samples", "oracle", "labels", "predictions", "dead_letters"):
             env[f"STREAM_AL_TOPICS__{topic.upper()}"] = f"demo-{run_id}.{topic}"
         os.environ.update({k: v for k, v in env.items() if k.startswith("STREAM_AL_")})
         settings = load_settings()
         url = f"http://127.0.0.1:{metrics_port}/metrics"
-        oracle_stop, oracle_ready = threading.Event(), threading.Event()
+        stop_demo, oracle_ready = threading.Event(), threading.Event()
         oracle = threading.Thread(
             target=answer_queries,
             args=(settings, args.dataset),
             kwargs={
                 "delay": args.oracle_delay,
                 "seed": args.seed,
-                "stop": oracle_stop,
+                "stop": stop_demo,
                 "ready": oracle_ready,
             },
             daemon=True,
         )
         cli = [sys.executable, "-m", "stream_al.cli", "run"]
-        with process("service", cli, env, workdir / "service.log"):
+        with process("service", cli, env, workdir / "service.log"), labeler(settings, args):
             print(f"[demo] service metrics on {url}")
             wait_ready(url.replace("/metrics", "/readyz"))
-            oracle.start()
-            if not oracle_ready.wait(60):
-                sys.exit("[demo] the simulated oracle could not join its consumer group")
+            if not args.label:
+                oracle.start()
+                if not oracle_ready.wait(60):
+                    sys.exit("[demo] the simulated oracle could not join its consumer group")
             print(
                 f"[demo] streaming {len(examples)} samples of {args.dataset} at {args.rate:.0f}/s"
             )
             feeder = threading.Thread(
                 target=produce,
                 args=(settings, args.dataset),
-                kwargs={"rate": args.rate, "seed": args.seed},
+                kwargs={
+                    "rate": args.rate,
+                    "seed": args.seed,
+                    "hint_truth": args.label,
+                    "stop": stop_demo,
+                },
                 daemon=True,
             )
             feeder.start()
             try:
-                watch_progress(url, len(examples))
+                if args.label:
+                    label_until_interrupted(url, len(examples))
+                else:
+                    watch_progress(url, len(examples))
             finally:
-                oracle_stop.set()
+                stop_demo.set()
                 feeder.join()
-                oracle.join(30)
+                if oracle.is_alive():
+                    oracle.join(30)
         predictions = [json.loads(v) for v in read_topic(bootstrap, settings.topics.predictions)]
     print_summary(args, examples, predictions, url)
     return 0

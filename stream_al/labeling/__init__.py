@@ -1,0 +1,1 @@
+"""Labeling clients: the queue of the oracle topic, a web app and a terminal labeler."""
