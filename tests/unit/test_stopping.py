@@ -92,7 +92,7 @@ def test_stopping_settings_are_validated() -> None:
         StrategyConfig(target_accuracy=1.5)
 
 
-def test_a_drift_in_the_random_labels_errors_raises_exploration_for_a_while() -> None:
+def test_a_drift_in_the_labels_errors_raises_exploration_for_a_while() -> None:
     config = StrategyConfig(
         budget=0.1,
         exploration=0.2,

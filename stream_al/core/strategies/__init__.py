@@ -90,6 +90,8 @@ def build_policy(config: StrategyConfig) -> BudgetedPolicy:
             errors=c.drift_detection in ("errors", "both"),
             uncertainty=c.drift_detection in ("uncertainty", "both"),
             delta=c.drift_delta,
+            detector=c.drift_detector,
+            labels=c.drift_labels,
         )
     return BudgetedPolicy(
         build_selector(c),

@@ -197,7 +197,7 @@ class BudgetedPolicy(QueryPolicy):
         if outcome is None:
             return
         random = outcome.asked.random_probability is not None
-        if random and self.drift is not None and self.drift.error(not correct):
+        if self.drift is not None and self.drift.error(not correct, random):
             self._drifted("errors")
         if self.stopping is not None:
             estimate = self.accuracy_estimate(self.estimate_kind)
