@@ -221,7 +221,7 @@ class ActiveLearner:
         pending = PendingQuery(query.features, query.predicted_label, asked_at)
         self.pending.add(query.id, pending, asked_at)
         if charge:
-            self.policy.recover(query.reason, samples_seen)
+            self.policy.recover(query.reason, samples_seen, key=query.id)
             self.samples_seen = max(self.samples_seen, samples_seen)
         return True
 

@@ -164,8 +164,24 @@ class BudgetedPolicy(QueryPolicy):
             self._drifted("uncertainty")
         return selections
 
-    def recover(self, reason: QueryReason, samples_seen: int) -> None:
+    def recover(self, reason: QueryReason, samples_seen: int, key: str | None = None) -> None:
+        """Count a query made after the state restored; with ``key``, await its label too.
+
+        The query's probability was not logged, so the monitor gets what is known: 1 for
+        warm-up, today's exploration rate for an exploration draw (the random estimate
+        takes both), unknown otherwise (the weighted estimate leaves the label out).
+        """
         self.ledger.recover(reason, samples_seen)
+        if key is None:
+            return
+        random_probability: float | None = None
+        if reason == "warm-up":
+            random_probability = 1.0
+        elif reason == "exploration":
+            random_probability = self.exploration_rate
+        probability = 1.0 if reason == "warm-up" else None
+        asked = Asked(samples_seen, reason, probability, random_probability, recovered=True)
+        self.monitor.asked(key, asked)
 
     def _remember(self, selections: list[Selection], key: str, warmup: bool, q: float) -> None:
         """Note each query's probability of being asked, for the accuracy estimates."""
