@@ -110,6 +110,11 @@ class StrategyConfig(_Frozen):
     #: Stop spending on uncertainty once the estimate's lower bound reaches this accuracy,
     #: resume when the estimate falls below it; None never stops (only ``max_labels`` does).
     target_accuracy: float | None = Field(None, gt=0.0, le=1.0)
+    #: Stop spending on uncertainty too once the estimate has gained less than
+    #: ``plateau_tolerance`` over ``plateau_window`` samples (the learning curve is flat);
+    #: resume when its upper bound falls below where it stopped. None: no plateau rule.
+    plateau_window: int | None = Field(None, ge=100)
+    plateau_tolerance: float = Field(0.005, ge=0.0, lt=1.0)
     #: While stopped, the share of samples asked at random (monitoring the estimate);
     #: None keeps the exploration rate, ``exploration * budget``.
     monitoring_rate: float | None = Field(None, ge=0.0, le=1.0)

@@ -17,7 +17,7 @@ from stream_al.core.estimate import (
 from stream_al.core.strategies.base import Decision, QueryPolicy, Selection
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.selector import Selector, check_uncertainty, derive_rng
-from stream_al.core.strategies.stopping import EventKind, PolicyEvent, TargetStopping, describe
+from stream_al.core.strategies.stopping import EventKind, PolicyEvent, StoppingRules, describe
 from stream_al.core.types import QueryReason
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class BudgetedPolicy(QueryPolicy):
         estimate_window: int = 5000,
         estimate_confidence: float = 0.95,
         estimate: EstimateKind = "random",
-        stopping: TargetStopping | None = None,
+        stopping: StoppingRules | None = None,
         monitoring_rate: float | None = None,
         drift: DriftWatch | None = None,
         drift_exploration: float = 0.5,
@@ -220,7 +220,8 @@ class BudgetedPolicy(QueryPolicy):
             change = self.stopping.update(estimate, self.ledger.seen)
             if change is not None:
                 self._set_paused(change == "stopped")
-                self._event(change, f"accuracy estimate {describe(estimate)}")
+                rules = f"; holding: {self.stopping.holding}" if change == "stopped" else ""
+                self._event(change, f"accuracy estimate {describe(estimate)}{rules}")
 
     def accuracy_estimate(
         self, kind: EstimateKind | None = None, scope: EstimateScope = "window"
