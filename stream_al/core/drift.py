@@ -6,10 +6,11 @@ where the model hesitates, which is no longer where it errs. Two signals are wat
 * the errors of the labels (the prediction made when a sample was asked, against its
   label). By default every label counts (``labels="all"``): the queried samples are the
   hard ones, so their error rate is not the stream's, but a detector looks for a *change*
-  of the rate, and 20 times more labels than the random ones alone give it the power to
-  see one. (On ``sea-flip`` at B = 0.05 the random labels are one per 200 samples:
-  ADWIN had not fired 5,000 samples after the labels flipped.) ``labels="random"`` keeps
-  to the unbiased warm-up and exploration labels;
+  of the rate, and ``1 / exploration`` (10) times more labels than the random ones alone
+  give it the power to see one. (On ``sea-flip`` at B = 0.05 the random labels are one per
+  200 samples: ADWIN on them changed nothing in the 5,000 samples after the labels flipped;
+  see ``bench/drift.py``.) ``labels="random"`` keeps to the unbiased warm-up and exploration
+  labels;
 * the model's uncertainty on every sample (its distribution moves when the inputs or the
   model's view of them do).
 

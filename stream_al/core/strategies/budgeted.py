@@ -48,17 +48,17 @@ class BudgetedPolicy(QueryPolicy):
     and feeds the unbiased accuracy estimates (``monitor``). Two optional reactions use
     them, both off by default:
 
-    * *Stopping* (``stopping``): once the estimate's lower bound reaches the target, the
-      selector is paused and only random labels are asked, at ``monitoring_rate``; the
-      budget not spent is ``ledger.saved``. It resumes when the estimate falls below the
-      target.
-    * *Drift response* (``drift``): when a detector sees the random labels' error rate or
-      the uncertainty rise, exploration is raised to ``drift_exploration`` for
-      ``drift_duration`` samples (the labels still come out of the same budget), the
-      selector's window is restarted (``drift_restart``), a stopped policy resumes and may
-      not stop again until the estimate's window holds only post-drift samples, and
-      ``model_reset_requested`` is set when ``drift_reset_model`` is on (the learner then
-      rebuilds its model before its next label).
+    * *Stopping* (``stopping``): once the estimate's lower bound reaches the target, or
+      the estimate is on a plateau, the selector is paused and only random labels are
+      asked, at ``monitoring_rate``; the budget not spent is ``ledger.saved``. It resumes
+      when the estimate falls (see :mod:`~stream_al.core.strategies.stopping`).
+    * *Drift response* (``drift``): when a detector sees the labels' error rate (all of
+      them, or the random ones) or the uncertainty rise, exploration is raised to
+      ``drift_exploration`` for ``drift_duration`` samples (the labels still come out of
+      the same budget), the selector's window is restarted (``drift_restart``), a stopped
+      policy resumes and may not stop again until the estimate's window holds only
+      post-drift samples, and ``model_reset_requested`` is set when ``drift_reset_model``
+      is on (the learner then rebuilds its model before its next label).
     """
 
     def __init__(

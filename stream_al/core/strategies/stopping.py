@@ -5,8 +5,10 @@ estimate of the accuracy of all predictions (:mod:`stream_al.core.estimate`). Th
 *stops* once the lower bound of that estimate reaches the target: it is then confident
 the target is met. It *resumes* once the estimate itself falls below the target again
 (after a drift, say). The gap between the bound and the estimate is the hysteresis that
-keeps it from flapping. While stopped only random labels are asked, at the monitoring
-rate, so the estimate stays alive; the rest of the budget is saved, not owed.
+keeps it from flapping. The plateau rule (:class:`PlateauStopping`) stops without a
+target, once the estimate has stopped improving. While stopped only random labels are
+asked, at the monitoring rate, so the estimate stays alive; the rest of the budget is
+saved, not owed.
 """
 
 from __future__ import annotations
