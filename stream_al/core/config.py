@@ -136,9 +136,12 @@ class StrategyConfig(_Frozen):
     drift_duration: int = Field(2000, ge=0)
     #: ... restart the adaptive strategy's ranking window ...
     drift_restart: bool = True
-    #: ... and rebuild the model from scratch (off: the model adapts on its own, which
-    #: after a label flip took longer than 5,000 samples).
+    #: ... and train a fresh model (off: the model adapts on its own, which after a label
+    #: flip took longer than 5,000 samples). It replaces the current model once it has
+    #: dueled ``drift_challenger_labels`` labels and was right more often; it is dropped
+    #: if it has not after 20 times as many. 0 replaces the model at once.
     drift_reset_model: bool = True
+    drift_challenger_labels: int = Field(10, ge=0)
 
     @model_validator(mode="after")
     def _sub_pool_fits(self) -> StrategyConfig:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from stream_al.core.challenger import Challenger
 from stream_al.core.config import LearnerConfig
 from stream_al.core.estimate import AccuracyEstimate, EstimateKind, EstimateScope
 from stream_al.core.models import build_model
@@ -132,6 +133,9 @@ class ActiveLearner:
     >>> learner.learn(LabelMessage(id="a", label="yes"), now=2.0).status
     <LabelStatus.DUPLICATE: 'duplicate'>
     """
+
+    #: A fresh model dueling the current one after a drift (see ``core/challenger.py``).
+    _challenger: Challenger | None = None
 
     def __init__(self, config: LearnerConfig) -> None:
         self.config = config
@@ -262,8 +266,9 @@ class ActiveLearner:
         _refuse_overflowing(features)
         if self.policy.model_reset_requested:  # a detected drift asked for a fresh model
             self.policy.model_reset_requested = False
-            self.model = build_model(self.config.model)
-        self.model.learn_one(features, label.label)
+            self._start_challenger()
+        if not self._challenged(features, label.label):
+            self.model.learn_one(features, label.label)
         self.labels_learned += 1
         self._learned_ids[label.id] = None
         if len(self._learned_ids) > self._learned_ids_max:
@@ -273,6 +278,27 @@ class ActiveLearner:
             self.recent_accuracy.add(float(correct))
             self.policy.labelled(label.id, correct)
         return self._outcome(Learned(LabelStatus.LEARNED, correct, asked_at))
+
+    def _start_challenger(self) -> None:
+        duel = self.config.strategy.drift_challenger_labels
+        if duel == 0:
+            self.model = build_model(self.config.model)
+        else:
+            self._challenger = Challenger(build_model(self.config.model), duel)
+
+    def _challenged(self, features: Features, label: ClassLabel) -> bool:
+        """Let a challenger duel this label; True when it replaced the model (and learned)."""
+        challenger = self._challenger
+        if challenger is None:
+            return False
+        verdict = challenger.duel(self.model, features, label)
+        if verdict is None:
+            return False
+        self._challenger = None
+        self.policy.model_duel_over(verdict, challenger.describe())
+        if verdict:
+            self.model = challenger.model
+        return verdict
 
     def accuracy_estimate(
         self, kind: EstimateKind | None = None, scope: EstimateScope = "window"

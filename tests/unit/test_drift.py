@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from stream_al.core.challenger import Challenger
 from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.core.drift import DriftWatch, RisingErrors
 from stream_al.sim.datasets import stream
@@ -37,7 +38,8 @@ def test_the_random_labels_alone_miss_a_label_flip_that_all_labels_reveal() -> N
 def test_the_response_recovers_from_a_label_flip_the_model_alone_does_not() -> None:
     today, _ = run("sea-flip")
     response, result = run("sea-flip", drift_detection="errors")
-    assert "model reset" in result.events[0]["detail"]
+    assert "fresh model" in result.events[0]["detail"]
+    assert [e["kind"] for e in result.events][:2] == ["drift", "model-replaced"]
     after_today = sum(today[10_000:15_000]) / 5000
     after_response = sum(response[10_000:15_000]) / 5000
     assert after_today < 0.65
@@ -74,3 +76,31 @@ def test_no_binary_detector_calls_a_fall_of_the_error_rate_a_drift(name: str) ->
     detector = RisingErrors(name, delta=0.001)  # type: ignore[arg-type]
     assert not any(detector.update(float(i % 2 == 0)) for i in range(300))
     assert not any(detector.update(float(i % 20 == 0)) for i in range(600))
+
+
+def test_a_challenger_that_does_no_better_is_dropped_and_the_model_kept() -> None:
+    class Constant:
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+        def predict_proba_one(self, x: object) -> dict[str, float]:
+            return {self.label: 1.0}
+
+        def learn_one(self, x: object, y: object) -> None:
+            pass
+
+    right, wrong = Constant("a"), Constant("b")
+    losing = Challenger(wrong, min_labels=2)
+    assert [losing.duel(right, {}, "a") for _ in range(40)] == [None] * 39 + [False]
+    tied = Challenger(Constant("a"), min_labels=2)
+    assert {tied.duel(right, {}, "a") for _ in range(39)} == {None}  # a tie is no win
+    winning = Challenger(right, min_labels=2)
+    assert [winning.duel(wrong, {}, "a") for _ in range(2)] == [None, True]
+
+
+def test_the_fresh_model_replaces_the_current_one_only_after_a_won_duel() -> None:
+    _, at_once = run("sea-flip", drift_detection="errors", drift_challenger_labels=0)
+    assert [e["kind"] for e in at_once.events] == ["drift"]
+    _, dueled = run("sea-flip", drift_detection="errors")
+    replaced = [e for e in dueled.events if e["kind"] == "model-replaced"]
+    assert len(replaced) == 1 and replaced[0]["position"] > drifts(dueled)[0]

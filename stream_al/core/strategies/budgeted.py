@@ -246,13 +246,17 @@ class BudgetedPolicy(QueryPolicy):
             actions.append("selector window restarted")
         if self.drift_reset_model:
             self.model_reset_requested = True
-            actions.append("model reset")
+            actions.append("fresh model")
         self._event("drift", f"{signal} rose; " + ", ".join(actions or ["no action"]))
         if self.stopping is not None:
             hold = ledger.seen + self.monitor.window
             if self.stopping.resume(hold):
                 self._set_paused(False)
                 self._event("resumed", f"drift; no stopping before sample {hold}")
+
+    def model_duel_over(self, replaced: bool, detail: str) -> None:
+        """The fresh model after a drift replaced the current one, or was dropped."""
+        self._event("model-replaced" if replaced else "model-kept", detail)
 
     def _event(self, kind: EventKind, detail: str) -> None:
         event = PolicyEvent(self.ledger.seen, kind, detail)

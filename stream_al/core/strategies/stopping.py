@@ -20,8 +20,9 @@ from typing import Any, Literal, get_args
 
 from stream_al.core.estimate import AccuracyEstimate
 
-#: A change of the policy's mode, or a drift it detected.
-EventKind = Literal["stopped", "resumed", "drift"]
+#: A change of the policy's mode, a drift it detected, and what became of the fresh model
+#: a drift started: it replaced the current one, or the current one was kept.
+EventKind = Literal["stopped", "resumed", "drift", "model-replaced", "model-kept"]
 POLICY_EVENTS: tuple[EventKind, ...] = get_args(EventKind)
 
 
