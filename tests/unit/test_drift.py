@@ -8,10 +8,12 @@ from stream_al.core.challenger import Challenger
 from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.core.drift import DriftWatch, RisingErrors
 from stream_al.sim.datasets import stream
-from stream_al.sim.simulate import simulate
+from stream_al.sim.simulate import SimulationResult, simulate
 
 
-def run(name: str, budget: float = 0.05, seed: int = 0, **strategy: object) -> tuple:
+def run(
+    name: str, budget: float = 0.05, seed: int = 0, **strategy: object
+) -> tuple[list[bool], SimulationResult]:
     examples = list(stream(name, seed=seed, limit=20_000))
     flags: list[bool] = []
     config = StrategyConfig(budget=budget, seed=seed, **strategy)  # type: ignore[arg-type]
@@ -23,8 +25,8 @@ def run(name: str, budget: float = 0.05, seed: int = 0, **strategy: object) -> t
     return flags, result
 
 
-def drifts(result: object) -> list[int]:
-    return [e["position"] for e in result.events if e["kind"] == "drift"]  # type: ignore[attr-defined]
+def drifts(result: SimulationResult) -> list[int]:
+    return [e["position"] for e in result.events if e["kind"] == "drift"]
 
 
 def test_the_random_labels_alone_miss_a_label_flip_that_all_labels_reveal() -> None:
