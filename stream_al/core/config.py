@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stream_al.core.drift import DetectorName, ErrorLabels
+
 ModelName = Literal[
     "logreg",
     "hoeffding-tree",
@@ -121,20 +123,38 @@ class StrategyConfig(_Frozen):
     #: Stop spending on uncertainty once the estimate's lower bound reaches this accuracy,
     #: resume when the estimate falls below it; None never stops (only ``max_labels`` does).
     target_accuracy: float | None = Field(None, gt=0.0, le=1.0)
+    #: Stop spending on uncertainty too once the estimate has gained less than
+    #: ``plateau_tolerance`` over ``plateau_window`` samples (the learning curve is flat);
+    #: resume when its upper bound falls below where it stopped. None: no plateau rule.
+    plateau_window: int | None = Field(None, ge=100)
+    plateau_tolerance: float = Field(0.005, ge=0.0, lt=1.0)
     #: While stopped, the share of samples asked at random (monitoring the estimate);
     #: None keeps the exploration rate, ``exploration * budget``.
     monitoring_rate: float | None = Field(None, ge=0.0, le=1.0)
-    #: Drift detection (ADWIN): on the random labels' errors, on the uncertainty, or both.
+    #: Drift detection (``stream_al.core.drift``): on the labels' errors, on the
+    #: uncertainty (ADWIN), or both. ``errors`` is the one measured to work (bench/drift.py).
     drift_detection: DriftDetection = "off"
-    #: ADWIN's confidence delta: smaller detects later and more surely.
-    drift_delta: float = Field(0.002, gt=0.0, lt=1.0)
+    #: The detector on the labels' errors: river's ``hddm-w`` (Hoeffding bound on a
+    #: weighted mean), ``hddm-a``, ``ddm``, ``eddm``, or ``adwin``.
+    drift_detector: DetectorName = "hddm-w"
+    #: Whose errors it sees: ``all`` labels (the prediction made when each was asked
+    #: against its label), or only the ``random`` ones (warm-up and exploration:
+    #: unbiased, but one per ``1 / (exploration * budget)`` samples, too few to detect).
+    drift_labels: ErrorLabels = "all"
+    #: The detectors' confidence (HDDM's drift confidence, ADWIN's delta): smaller
+    #: detects later and more surely.
+    drift_delta: float = Field(0.001, gt=0.0, lt=1.0)
     #: On a drift: exploration share for ``drift_duration`` samples (same budget) ...
     drift_exploration: float = Field(0.5, ge=0.0, le=1.0)
     drift_duration: int = Field(2000, ge=0)
     #: ... restart the adaptive strategy's ranking window ...
     drift_restart: bool = True
-    #: ... and rebuild the model from scratch (off: the model adapts on its own).
-    drift_reset_model: bool = False
+    #: ... and train a fresh model (off: the model adapts on its own, which after a label
+    #: flip took longer than 5,000 samples). It replaces the current model once it has
+    #: dueled ``drift_challenger_labels`` labels and was right more often; it is dropped
+    #: if it has not after 20 times as many. 0 replaces the model at once.
+    drift_reset_model: bool = True
+    drift_challenger_labels: int = Field(10, ge=0)
 
     @model_validator(mode="after")
     def _sub_pool_fits(self) -> StrategyConfig:

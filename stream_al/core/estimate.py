@@ -280,6 +280,8 @@ class Asked:
     #: Probability that it would be asked *whatever the model thought* (warm-up and
     #: exploration draws); None for a sample asked because the model was unsure.
     random_probability: float | None
+    #: Read back from the query log after a restart (its probability was not logged).
+    recovered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +332,10 @@ class AccuracyMonitor:
         if asked.random_probability is not None:
             self.logs["random"].add(asked.position, correct, asked.random_probability)
         explored = asked.reason == "exploration" and asked.probability == asked.random_probability
-        self.logs["weighted"].add(asked.position, correct, asked.probability, explored)
+        if asked.probability is not None or not asked.recovered:
+            # (a recovered label of unknown probability is left out rather than void the
+            # window: which labels a restart loses does not depend on their outcome)
+            self.logs["weighted"].add(asked.position, correct, asked.probability, explored)
         return Outcome(asked, correct)
 
     def estimate(

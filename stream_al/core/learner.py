@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from stream_al.core.aggregation import AggregationConfig, Aggregator, AnswerKind, Verdict
+from stream_al.core.challenger import Challenger
 from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.core.estimate import AccuracyEstimate, EstimateKind, EstimateScope
 from stream_al.core.models import build_model
@@ -158,6 +159,9 @@ class ActiveLearner:
     >>> learner.learn(LabelMessage(id="a", label="yes"), now=2.0).status
     <LabelStatus.DUPLICATE: 'duplicate'>
     """
+
+    #: A fresh model dueling the current one after a drift (see ``core/challenger.py``).
+    _challenger: Challenger | None = None
 
     def __init__(self, config: LearnerConfig, aggregation: AggregationConfig | None = None) -> None:
         self.config = config
@@ -309,7 +313,7 @@ class ActiveLearner:
         pending = PendingQuery(query.features, query.predicted_label, asked_at)
         self.pending.add(query.id, pending, asked_at)
         if charge:
-            self.policy.recover(query.reason, samples_seen)
+            self.policy.recover(query.reason, samples_seen, key=query.id)
             self.samples_seen = max(self.samples_seen, samples_seen)
         return True
 
@@ -404,7 +408,7 @@ class ActiveLearner:
         _refuse_overflowing(features)
         if self.policy.model_reset_requested:  # a detected drift asked for a fresh model
             self.policy.model_reset_requested = False
-            self.model = build_model(self.config.model)
+            self._start_challenger()
         self._learn_one(sample_id, features, verdict.label)
         correct = None if pending is None else predicted == verdict.label
         if correct is not None:
@@ -416,7 +420,8 @@ class ActiveLearner:
         return self._outcome(learned)
 
     def _learn_one(self, sample_id: str, features: Features, label: ClassLabel) -> None:
-        self.model.learn_one(features, label)
+        if not self._challenged(features, label):
+            self.model.learn_one(features, label)
         self._classes_seen[label] = None
         self.labels_learned += 1
         self._learned_ids[sample_id] = None
@@ -455,6 +460,27 @@ class ActiveLearner:
         state.setdefault("_carried", OrderedDict())
         state.setdefault("pace", None)
         self.__dict__.update(state)
+
+    def _start_challenger(self) -> None:
+        duel = self.config.strategy.drift_challenger_labels
+        if duel == 0:
+            self.model = build_model(self.config.model)
+        else:
+            self._challenger = Challenger(build_model(self.config.model), duel)
+
+    def _challenged(self, features: Features, label: ClassLabel) -> bool:
+        """Let a challenger duel this label; True when it replaced the model (and learned)."""
+        challenger = self._challenger
+        if challenger is None:
+            return False
+        verdict = challenger.duel(self.model, features, label)
+        if verdict is None:
+            return False
+        self._challenger = None
+        self.policy.model_duel_over(verdict, challenger.describe())
+        if verdict:
+            self.model = challenger.model
+        return verdict
 
     def accuracy_estimate(
         self, kind: EstimateKind | None = None, scope: EstimateScope = "window"

@@ -249,13 +249,13 @@ class ServiceMetrics:
         )
         self._stopped = Gauge(
             "stream_al_strategy_stopped",
-            "1 while the stopping rule holds (target accuracy reached: only random labels "
-            "at the monitoring rate), else 0.",
+            "1 while a stopping rule holds (target accuracy reached, or the estimate on a "
+            "plateau: only random labels at the monitoring rate), else 0.",
             registry=reg,
         )
         self._labels_saved = Gauge(
             "stream_al_labels_saved",
-            "Labels of the budget left unspent by the stopping rule.",
+            "Labels of the budget left unspent by the stopping rules.",
             registry=reg,
         )
         self._exploration_rate = Gauge(
@@ -271,7 +271,8 @@ class ServiceMetrics:
         )
         self._drifts = Counter(
             "stream_al_drifts_total",
-            "Drifts detected, by signal: errors (of the random labels) or uncertainty.",
+            "Drifts detected, by signal: errors (of the labels, strategy.drift_labels) or "
+            "uncertainty.",
             ["signal"],
             registry=reg,
         )

@@ -92,7 +92,7 @@ def test_stopping_settings_are_validated() -> None:
         StrategyConfig(target_accuracy=1.5)
 
 
-def test_a_drift_in_the_random_labels_errors_raises_exploration_for_a_while() -> None:
+def test_a_drift_in_the_labels_errors_raises_exploration_for_a_while() -> None:
     config = StrategyConfig(
         budget=0.1,
         exploration=0.2,
@@ -120,3 +120,40 @@ def test_a_drift_in_the_random_labels_errors_raises_exploration_for_a_while() ->
     assert policy2.exploration_rate == pytest.approx(0.06)
     drive(policy2, 1001, accuracy=0.95, rng=rng2, start=first)
     assert policy2.exploration_rate == pytest.approx(0.02)
+
+
+def test_a_flat_estimate_stops_the_policy_and_a_fall_resumes_it() -> None:
+    config = StrategyConfig(
+        budget=0.1, exploration=0.2, plateau_window=2000, estimate_window=2000, seed=4
+    )
+    policy = build_policy(config)
+    rng = random.Random(4)
+    # Learning: the accuracy climbs by 0.1 every 1000 samples, so no plateau yet.
+    for step, accuracy in enumerate([0.5, 0.6, 0.7, 0.8, 0.9]):
+        drive(policy, 1000, accuracy=accuracy, rng=rng, start=step * 1000)
+    assert not policy.stopped
+    # Flat from here: stopped within a plateau window (and a little for the notes).
+    drive(policy, 3000, accuracy=0.9, rng=rng, start=5000)
+    assert policy.stopped
+    stop = policy.events[-1]
+    assert stop.kind == "stopped" and "holding: plateau" in stop.detail
+    assert 6000 <= stop.position <= 8000
+    counts = drive(policy, 2000, accuracy=0.9, rng=rng, start=8000)
+    assert counts["uncertain"] == 0 and policy.ledger.saved > 0
+    # Worse for sure: resumed, and uncertainty labels again (a flat estimate at the new
+    # level would stop it again, a plateau window later).
+    counts = drive(policy, 1500, accuracy=0.6, rng=rng, start=10_000)
+    assert [e.kind for e in policy.events] == ["stopped", "resumed"]
+    assert counts["uncertain"] > 0
+
+
+def test_the_plateau_rule_saves_labels_on_a_stationary_stream() -> None:
+    examples = list(stream("sea", seed=2, limit=20_000))
+    capped = StrategyConfig(budget=0.05, max_labels=800, seed=2)
+    base = simulate(examples, LearnerConfig(strategy=capped))
+    plateau = capped.model_copy(update={"plateau_window": 2000, "estimate_window": 10_000})
+    # (seed 2 stops at sample 10 068; the cap is reached at 16 000)
+    stopped = simulate(examples, LearnerConfig(strategy=plateau))
+    assert [e["kind"] for e in stopped.events][:1] == ["stopped"]
+    assert stopped.labels < 0.8 * base.labels
+    assert base.accuracy - stopped.accuracy < 0.01

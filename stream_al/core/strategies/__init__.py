@@ -31,7 +31,7 @@ from stream_al.core.strategies.quantile import BalancedIncrementalQuantileFilter
 from stream_al.core.strategies.random_sampling import RandomSampling
 from stream_al.core.strategies.selector import Selector
 from stream_al.core.strategies.split import Split
-from stream_al.core.strategies.stopping import TargetStopping
+from stream_al.core.strategies.stopping import PlateauStopping, StoppingRules, TargetStopping
 from stream_al.core.strategies.variable_uncertainty import (
     RandomizedVariableUncertainty,
     VariableUncertainty,
@@ -83,13 +83,20 @@ def build_selector(config: StrategyConfig) -> Selector:
 def build_policy(config: StrategyConfig) -> BudgetedPolicy:
     """The query policy ``config`` describes: its selector inside a :class:`BudgetedPolicy`."""
     c = config
-    stopping = None if c.target_accuracy is None else TargetStopping(c.target_accuracy)
+    rules: list[TargetStopping | PlateauStopping] = []
+    if c.target_accuracy is not None:
+        rules.append(TargetStopping(c.target_accuracy))
+    if c.plateau_window is not None:
+        rules.append(PlateauStopping(c.plateau_window, c.plateau_tolerance))
+    stopping = StoppingRules(rules) if rules else None
     drift = None
     if c.drift_detection != "off":
         drift = DriftWatch(
             errors=c.drift_detection in ("errors", "both"),
             uncertainty=c.drift_detection in ("uncertainty", "both"),
             delta=c.drift_delta,
+            detector=c.drift_detector,
+            labels=c.drift_labels,
         )
     return BudgetedPolicy(
         build_selector(c),

@@ -17,7 +17,7 @@ from stream_al.core.estimate import (
 from stream_al.core.strategies.base import Decision, QueryPolicy, Selection
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.selector import Selector, check_uncertainty, derive_rng
-from stream_al.core.strategies.stopping import EventKind, PolicyEvent, TargetStopping, describe
+from stream_al.core.strategies.stopping import EventKind, PolicyEvent, StoppingRules, describe
 from stream_al.core.types import QueryReason
 
 log = logging.getLogger(__name__)
@@ -48,17 +48,17 @@ class BudgetedPolicy(QueryPolicy):
     and feeds the unbiased accuracy estimates (``monitor``). Two optional reactions use
     them, both off by default:
 
-    * *Stopping* (``stopping``): once the estimate's lower bound reaches the target, the
-      selector is paused and only random labels are asked, at ``monitoring_rate``; the
-      budget not spent is ``ledger.saved``. It resumes when the estimate falls below the
-      target.
-    * *Drift response* (``drift``): when a detector sees the random labels' error rate or
-      the uncertainty rise, exploration is raised to ``drift_exploration`` for
-      ``drift_duration`` samples (the labels still come out of the same budget), the
-      selector's window is restarted (``drift_restart``), a stopped policy resumes and may
-      not stop again until the estimate's window holds only post-drift samples, and
-      ``model_reset_requested`` is set when ``drift_reset_model`` is on (the learner then
-      rebuilds its model before its next label).
+    * *Stopping* (``stopping``): once the estimate's lower bound reaches the target, or
+      the estimate is on a plateau, the selector is paused and only random labels are
+      asked, at ``monitoring_rate``; the budget not spent is ``ledger.saved``. It resumes
+      when the estimate falls (see :mod:`~stream_al.core.strategies.stopping`).
+    * *Drift response* (``drift``): when a detector sees the labels' error rate (all of
+      them, or the random ones) or the uncertainty rise, exploration is raised to
+      ``drift_exploration`` for ``drift_duration`` samples (the labels still come out of
+      the same budget), the selector's window is restarted (``drift_restart``), a stopped
+      policy resumes and may not stop again until the estimate's window holds only
+      post-drift samples, and ``model_reset_requested`` is set when ``drift_reset_model``
+      is on (the learner then rebuilds its model before its next label).
     """
 
     def __init__(
@@ -73,7 +73,7 @@ class BudgetedPolicy(QueryPolicy):
         estimate_window: int = 5000,
         estimate_confidence: float = 0.95,
         estimate: EstimateKind = "random",
-        stopping: TargetStopping | None = None,
+        stopping: StoppingRules | None = None,
         monitoring_rate: float | None = None,
         drift: DriftWatch | None = None,
         drift_exploration: float = 0.5,
@@ -177,8 +177,24 @@ class BudgetedPolicy(QueryPolicy):
         self.base_exploration = ledger.exploration
         self.monitor = previous.monitor
 
-    def recover(self, reason: QueryReason, samples_seen: int) -> None:
+    def recover(self, reason: QueryReason, samples_seen: int, key: str | None = None) -> None:
+        """Count a query made after the state restored; with ``key``, await its label too.
+
+        The query's probability was not logged, so the monitor gets what is known: 1 for
+        warm-up, today's exploration rate for an exploration draw (the random estimate
+        takes both), unknown otherwise (the weighted estimate leaves the label out).
+        """
         self.ledger.recover(reason, samples_seen)
+        if key is None:
+            return
+        random_probability: float | None = None
+        if reason == "warm-up":
+            random_probability = 1.0
+        elif reason == "exploration":
+            random_probability = self.exploration_rate
+        probability = 1.0 if reason == "warm-up" else None
+        asked = Asked(samples_seen, reason, probability, random_probability, recovered=True)
+        self.monitor.asked(key, asked)
 
     def set_budget(self, budget: float) -> None:
         """Spend ``budget`` (a share) from the next sample on (see :mod:`stream_al.core.pace`)."""
@@ -214,14 +230,15 @@ class BudgetedPolicy(QueryPolicy):
         if outcome is None:
             return
         random = outcome.asked.random_probability is not None
-        if random and self.drift is not None and self.drift.error(not correct):
+        if self.drift is not None and self.drift.error(not correct, random):
             self._drifted("errors")
         if self.stopping is not None:
             estimate = self.accuracy_estimate(self.estimate_kind)
             change = self.stopping.update(estimate, self.ledger.seen)
             if change is not None:
                 self._set_paused(change == "stopped")
-                self._event(change, f"accuracy estimate {describe(estimate)}")
+                rules = f"; holding: {self.stopping.holding}" if change == "stopped" else ""
+                self._event(change, f"accuracy estimate {describe(estimate)}{rules}")
 
     def accuracy_estimate(
         self, kind: EstimateKind | None = None, scope: EstimateScope = "window"
@@ -246,13 +263,17 @@ class BudgetedPolicy(QueryPolicy):
             actions.append("selector window restarted")
         if self.drift_reset_model:
             self.model_reset_requested = True
-            actions.append("model reset")
+            actions.append("fresh model")
         self._event("drift", f"{signal} rose; " + ", ".join(actions or ["no action"]))
         if self.stopping is not None:
             hold = ledger.seen + self.monitor.window
             if self.stopping.resume(hold):
                 self._set_paused(False)
                 self._event("resumed", f"drift; no stopping before sample {hold}")
+
+    def model_duel_over(self, replaced: bool, detail: str) -> None:
+        """The fresh model after a drift replaced the current one, or was dropped."""
+        self._event("model-replaced" if replaced else "model-kept", detail)
 
     def _event(self, kind: EventKind, detail: str) -> None:
         event = PolicyEvent(self.ledger.seen, kind, detail)
