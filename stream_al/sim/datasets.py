@@ -52,6 +52,27 @@ def _hyperplane(seed: int, size: int) -> Iterator[tuple[dict, object]]:
     return iter(stream.take(size))
 
 
+def _led_drift(seed: int, size: int) -> Iterator[tuple[dict, object]]:
+    # Seven-segment digits (10 classes) with 10 % noise and 17 irrelevant segments; half
+    # way the relevant segments move (3 swapped, then 7), an abrupt drift of the inputs.
+    # (river's LEDDrift permutes its drifting features once, at construction.)
+    half = size // 2
+    first = synth.LEDDrift(seed, noise_percentage=0.1, irrelevant_features=True, n_drift_features=3)
+    second = synth.LEDDrift(
+        seed + 1, noise_percentage=0.1, irrelevant_features=True, n_drift_features=7
+    )
+    return itertools.chain(first.take(half), second.take(size - half))
+
+
+def _rbf_drift(seed: int, size: int) -> Iterator[tuple[dict, object]]:
+    # 50 Gaussian centroids over 4 classes in 10 dimensions, all of them moving: a
+    # continuous drift that keeps the class regions changing shape.
+    stream = synth.RandomRBFDrift(
+        seed_model=seed, seed_sample=seed + 1, n_classes=4, change_speed=0.001
+    )
+    return iter(stream.take(size))
+
+
 def _sea(seed: int, size: int) -> Iterator[tuple[dict, object]]:
     return iter(synth.SEA(variant=0, seed=seed).take(size))
 
@@ -90,6 +111,18 @@ DATASETS: dict[str, DatasetInfo] = {
             "rotating hyperplane, gradual drift (synthetic)",
             SYNTHETIC_SIZE,
             _hyperplane,
+        ),
+        DatasetInfo(
+            "led-drift",
+            "LED digits, 10 classes, 10 % noise, relevant segments moved half way (synthetic)",
+            SYNTHETIC_SIZE,
+            _led_drift,
+        ),
+        DatasetInfo(
+            "rbf-drift",
+            "random RBF, 4 classes, 50 moving centroids (synthetic)",
+            SYNTHETIC_SIZE,
+            _rbf_drift,
         ),
         DatasetInfo(
             "sea",
