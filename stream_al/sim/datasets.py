@@ -46,6 +46,24 @@ def _sea_drift(seed: int, size: int) -> Iterator[tuple[dict, object]]:
     )
 
 
+def _sea_flip(seed: int, size: int) -> Iterator[tuple[dict, object]]:
+    # A label flip half way: the same SEA concept, its two classes swapped. The features
+    # do not change, so only the errors of labelled samples can reveal this drift.
+    half = size // 2
+    for index, (x, y) in enumerate(synth.SEA(variant=0, seed=seed).take(size)):
+        yield x, (not y) if index >= half else y
+
+
+def _agrawal_switch(seed: int, size: int) -> Iterator[tuple[dict, object]]:
+    # A function switch half way: river's Agrawal loan classification function 1 becomes
+    # function 4 (river numbers them from 0); the features keep their distribution.
+    half = size // 2
+    return itertools.chain(
+        synth.Agrawal(classification_function=1, seed=seed).take(half),
+        synth.Agrawal(classification_function=4, seed=seed + 1).take(size - half),
+    )
+
+
 def _hyperplane(seed: int, size: int) -> Iterator[tuple[dict, object]]:
     # A rotating hyperplane: a gradual, continuous drift.
     stream = synth.Hyperplane(seed=seed, n_features=10, n_drift_features=5, mag_change=0.001)
@@ -105,6 +123,18 @@ DATASETS: dict[str, DatasetInfo] = {
             "SEA concepts with an abrupt change half way (synthetic)",
             SYNTHETIC_SIZE,
             _sea_drift,
+        ),
+        DatasetInfo(
+            "sea-flip",
+            "SEA concept 0 with its class labels swapped half way (synthetic)",
+            SYNTHETIC_SIZE,
+            _sea_flip,
+        ),
+        DatasetInfo(
+            "agrawal-switch",
+            "Agrawal loans, classification function 1 switches to 4 half way (synthetic)",
+            SYNTHETIC_SIZE,
+            _agrawal_switch,
         ),
         DatasetInfo(
             "hyperplane",

@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from river.datasets import synth
 
 from stream_al.cli import main
 from stream_al.core.config import LearnerConfig, StrategyConfig
+from stream_al.schemas import class_label
 from stream_al.sim.datasets import DATASETS, stream
 from stream_al.sim.simulate import NoisyOracle, simulate
 
@@ -113,3 +115,25 @@ def test_the_curve_carries_the_windowed_estimate() -> None:
     last = result.curve[-1]
     assert last.estimate_low <= last.estimate <= last.estimate_high
     assert last.estimate_low > 0.0 and last.estimate_high <= 1.0
+
+
+def test_sea_flip_swaps_the_labels_of_sea_at_half_the_size_asked_for() -> None:
+    sea, flip = list(stream("sea", seed=3, limit=400)), list(stream("sea-flip", seed=3, limit=400))
+    assert [e.features for e in flip] == [e.features for e in sea]
+    same = [f.label == s.label for f, s in zip(flip, sea, strict=True)]
+    assert same == [True] * 200 + [False] * 200
+    assert [e.label for e in stream("sea-flip", seed=3, limit=400)] == [e.label for e in flip]
+
+
+def test_agrawal_switch_changes_the_classification_function_at_half_the_size() -> None:
+
+    switch = list(stream("agrawal-switch", seed=5, limit=600))
+    assert switch == list(stream("agrawal-switch", seed=5, limit=600))
+    assert switch != list(stream("agrawal-switch", seed=6, limit=600))
+    # The first half is function 1; the second half follows function 4, not function 1.
+    first = [class_label(y) for _, y in synth.Agrawal(classification_function=1, seed=5).take(300)]
+    assert [e.label for e in switch[:300]] == first
+    second = synth.Agrawal(classification_function=4, seed=6).take(300)
+    assert [e.label for e in switch[300:]] == [class_label(y) for _, y in second]
+    old_rule = synth.Agrawal(classification_function=1, seed=6).take(300)
+    assert [e.label for e in switch[300:]] != [class_label(y) for _, y in old_rule]
