@@ -36,12 +36,13 @@ StrategyName = Literal[
     "split",
     "quantile",
     "pool",
+    "density",
 ]
 
 EstimateName = Literal["random", "weighted"]
 DriftDetection = Literal["off", "errors", "uncertainty", "both"]
 #: Strategies that know each query's probability of being asked (the weighted estimate).
-WEIGHTED_STRATEGIES: tuple[StrategyName, ...] = ("adaptive", "random")
+WEIGHTED_STRATEGIES: tuple[StrategyName, ...] = ("adaptive", "random", "density")
 
 
 class _Frozen(BaseModel):
@@ -90,6 +91,10 @@ class StrategyConfig(_Frozen):
     #: Pool mode: window W of buffered samples, and an optional random sub-pool size.
     pool_size: int = Field(100, ge=2)
     sub_pool_size: int | None = Field(None, ge=1)
+    #: ``density``: the uncertainty is weighted by ``min(1, usual / d) ** density_power``,
+    #: d the distance to the 5th nearest of the last ``density_reservoir`` samples.
+    density_reservoir: int = Field(100, ge=10)
+    density_power: float = Field(1.0, ge=0.0)
     #: Share of all queries drawn at random (the remedy for uncertainty picking outliers).
     exploration: float = Field(0.1, ge=0.0, le=1.0)
     #: The first ``warmup`` samples are queried whatever the model says; the labels are

@@ -179,7 +179,7 @@ class ActiveLearner:
             self._recent.popitem(last=False)
 
         queries = []
-        for selection in self.policy.offer(sample.id, uncertainty):
+        for selection in self.policy.offer(sample.id, uncertainty, x):
             picked = self._recent[selection.key]
             decision = selection.decision
             assert decision.reason is not None

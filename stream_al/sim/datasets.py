@@ -7,7 +7,10 @@ synthetic streams are generated from a seed.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+import math
+import random
+import statistics
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from river import datasets
@@ -162,6 +165,47 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
     ]
 }
+
+
+def with_outliers(
+    examples: Sequence[Example], share: float, *, distance: float = 10.0, seed: int = 0
+) -> tuple[list[Example], set[str]]:
+    """``examples`` with a share of them replaced by outliers far from the data.
+
+    Each sample becomes an outlier with probability ``share``: its numeric features are
+    redrawn in a random direction from their means, each feature on average ``distance``
+    standard deviations out, and its label is a class drawn at random, so that its label
+    teaches nothing. Ids are kept; the outliers' ids are returned beside the stream.
+
+    >>> examples = list(stream("sea", limit=1000))
+    >>> noisy, outliers = with_outliers(examples, 0.02, seed=1)
+    >>> len(noisy), 10 <= len(outliers) <= 35
+    (1000, True)
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"outlier share must be in [0, 1], got {share}")
+    rng = random.Random(seed)
+    numeric = sorted(
+        {k for e in examples for k, v in e.features.items() if not isinstance(v, str | bool)}
+    )
+    values = {k: [float(e.features[k]) for e in examples if k in e.features] for k in numeric}
+    mean = {k: statistics.fmean(v) for k, v in values.items()}
+    sd = {k: statistics.pstdev(v) or 1.0 for k, v in values.items()}
+    classes = sorted({e.label for e in examples})
+    out: list[Example] = []
+    outliers: set[str] = set()
+    for example in examples:
+        if rng.random() >= share:
+            out.append(example)
+            continue
+        direction = [rng.gauss(0.0, 1.0) for _ in numeric]
+        norm = math.sqrt(sum(d * d for d in direction)) or 1.0
+        features = dict(example.features)
+        for k, d in zip(numeric, direction, strict=True):
+            features[k] = mean[k] + sd[k] * distance * d / norm * math.sqrt(len(numeric))
+        out.append(Example(example.id, features, rng.choice(classes)))
+        outliers.add(example.id)
+    return out, outliers
 
 
 def stream(name: str, *, seed: int = 42, limit: int | None = None) -> Iterator[Example]:

@@ -14,6 +14,7 @@
 ``split``                            :class:`Split`
 ``quantile``                         :class:`BalancedIncrementalQuantileFilter`
 ``pool``                             :class:`PoolSelector`
+``density``                          :class:`InformationDensity`
 ==================================== ==========================================
 """
 
@@ -24,6 +25,7 @@ from stream_al.core.drift import DriftWatch
 from stream_al.core.strategies.adaptive import AdaptiveQuantile
 from stream_al.core.strategies.base import Decision, QueryPolicy, Selection
 from stream_al.core.strategies.budgeted import BudgetedPolicy
+from stream_al.core.strategies.density import InformationDensity, ReservoirDensity
 from stream_al.core.strategies.fixed import FixedThreshold
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.pool import PoolSelector
@@ -43,11 +45,13 @@ __all__ = [
     "BudgetedPolicy",
     "Decision",
     "FixedThreshold",
+    "InformationDensity",
     "Ledger",
     "PoolSelector",
     "QueryPolicy",
     "RandomSampling",
     "RandomizedVariableUncertainty",
+    "ReservoirDensity",
     "Selection",
     "Selector",
     "Split",
@@ -77,6 +81,9 @@ def build_selector(config: StrategyConfig) -> Selector:
             return BalancedIncrementalQuantileFilter(c.window, c.label_tolerance)
         case "pool":
             return PoolSelector(c.pool_size, c.sub_pool_size, c.seed)
+        case "density":
+            density = ReservoirDensity(c.density_reservoir, power=c.density_power)
+            return InformationDensity(c.window, c.head_start, c.pacing_labels, c.seed, density)
     raise ValueError(f"unknown strategy name {c.name!r}")  # pragma: no cover (Literal)
 
 
