@@ -40,6 +40,7 @@ StrategyName = Literal[
 ]
 
 EstimateName = Literal["random", "weighted"]
+ColdStart = Literal["first", "clusters"]
 DriftDetection = Literal["off", "errors", "uncertainty", "both"]
 #: Strategies that know each query's probability of being asked (the weighted estimate).
 WEIGHTED_STRATEGIES: tuple[StrategyName, ...] = ("adaptive", "random", "density")
@@ -100,6 +101,10 @@ class StrategyConfig(_Frozen):
     #: The first ``warmup`` samples are queried whatever the model says; the labels are
     #: charged to the budget and repaid from the following ``warmup / budget`` samples.
     warmup: int = Field(20, ge=0)
+    #: Which samples the warm-up labels go to: the ``first`` ones, or (``clusters``) one
+    #: per new region of the stream over its first ``warmup / budget`` samples (online
+    #: facility location on the standardised features; the uncertainty rule runs along).
+    cold_start: ColdStart = "first"
     #: Hard cap on the total number of labels asked for; None means no cap.
     max_labels: int | None = Field(None, ge=0)
     seed: int = 42

@@ -20,11 +20,14 @@
 
 from __future__ import annotations
 
+import math
+
 from stream_al.core.config import StrategyConfig
 from stream_al.core.drift import DriftWatch
 from stream_al.core.strategies.adaptive import AdaptiveQuantile
 from stream_al.core.strategies.base import Decision, QueryPolicy, Selection
 from stream_al.core.strategies.budgeted import BudgetedPolicy
+from stream_al.core.strategies.cold_start import ClusterColdStart
 from stream_al.core.strategies.density import InformationDensity, ReservoirDensity
 from stream_al.core.strategies.fixed import FixedThreshold
 from stream_al.core.strategies.ledger import Ledger
@@ -43,6 +46,7 @@ __all__ = [
     "AdaptiveQuantile",
     "BalancedIncrementalQuantileFilter",
     "BudgetedPolicy",
+    "ClusterColdStart",
     "Decision",
     "FixedThreshold",
     "InformationDensity",
@@ -98,11 +102,17 @@ def build_policy(config: StrategyConfig) -> BudgetedPolicy:
             uncertainty=c.drift_detection in ("uncertainty", "both"),
             delta=c.drift_delta,
         )
+    selector = build_selector(c)
+    warmup = c.warmup
+    if c.cold_start == "clusters":
+        horizon = max(1, math.ceil(c.warmup / c.budget))
+        selector = ClusterColdStart(selector, c.warmup, horizon, c.seed)
+        warmup = 0  # the cold start spends the warm-up labels itself
     return BudgetedPolicy(
-        build_selector(c),
+        selector,
         c.budget,
         exploration=c.exploration,
-        warmup=c.warmup,
+        warmup=warmup,
         max_labels=c.max_labels,
         seed=c.seed,
         estimate_window=c.estimate_window,

@@ -22,12 +22,61 @@ from stream_al.core.strategies.selector import derive_rng
 from stream_al.core.types import FeatureValue
 
 
+class Standardiser:
+    """Numeric features as a vector of z-scores, with running means and variances.
+
+    Numeric (and boolean) features count, string features do not. The columns are the
+    numeric features of the first sample; a feature missing later counts as its mean.
+
+    >>> scale = Standardiser()
+    >>> for v in [1.0, 2.0, 3.0]:
+    ...     raw = scale.add({"x": v, "colour": "red"})
+    >>> scale.z(raw), scale.z(scale.raw({"x": 4.0}))
+    ((1.0,), (2.0,))
+    """
+
+    def __init__(self) -> None:
+        self.columns: tuple[str, ...] | None = None
+        self.count = 0
+        self._mean: list[float] = []
+        self._m2: list[float] = []
+
+    def raw(self, features: Mapping[str, FeatureValue]) -> list[float]:
+        """The numeric values of ``features`` in column order (missing: the mean)."""
+        if self.columns is None:
+            self.columns = tuple(sorted(k for k, v in features.items() if not isinstance(v, str)))
+            self._mean = [0.0] * len(self.columns)
+            self._m2 = [0.0] * len(self.columns)
+        raw = []
+        for i, name in enumerate(self.columns):
+            value = features.get(name)
+            raw.append(self._mean[i] if value is None or isinstance(value, str) else float(value))
+        return raw
+
+    def add(self, features: Mapping[str, FeatureValue]) -> list[float]:
+        """Count ``features`` in the statistics; returns their raw values."""
+        raw = self.raw(features)
+        self.count += 1
+        for i, value in enumerate(raw):
+            delta = value - self._mean[i]
+            self._mean[i] += delta / self.count
+            self._m2[i] += delta * (value - self._mean[i])
+        return raw
+
+    def z(self, raw: list[float]) -> tuple[float, ...]:
+        """``raw`` standardised with the statistics of now (a constant feature: 0)."""
+        n = self.count
+        out = []
+        for i, value in enumerate(raw):
+            sd = math.sqrt(self._m2[i] / (n - 1)) if n > 1 else 0.0
+            out.append((value - self._mean[i]) / sd if sd > 0.0 else 0.0)
+        return tuple(out)
+
+
 class ReservoirDensity:
     """How crowded the neighbourhood of a sample is, among the last ``size`` samples.
 
-    Numeric (and boolean) features are standardised with running means and variances
-    (Welford); string features do not count. The columns are the numeric features of the
-    first sample; a feature missing later counts as its mean. ``weight(x)`` is::
+    Features are standardised (:class:`Standardiser`); ``weight(x)`` is::
 
         min(1, scale / d_k(x)) ** power
 
@@ -57,45 +106,14 @@ class ReservoirDensity:
         self.size = size
         self.neighbours = neighbours
         self.power = power
-        self._columns: tuple[str, ...] | None = None
-        self._count = 0
-        self._mean: list[float] = []
-        self._m2: list[float] = []
+        self._scale = Standardiser()
         self._reservoir: deque[tuple[float, ...]] = deque(maxlen=size)
         self._log_scale: float | None = None
         self.last_weight = 1.0
 
-    def _raw(self, features: Mapping[str, FeatureValue]) -> list[float]:
-        if self._columns is None:
-            self._columns = tuple(sorted(k for k, v in features.items() if not isinstance(v, str)))
-            self._mean = [0.0] * len(self._columns)
-            self._m2 = [0.0] * len(self._columns)
-        raw = []
-        for i, name in enumerate(self._columns):
-            value = features.get(name)
-            raw.append(self._mean[i] if value is None or isinstance(value, str) else float(value))
-        return raw
-
-    def _update(self, raw: list[float]) -> None:
-        self._count += 1
-        for i, value in enumerate(raw):
-            delta = value - self._mean[i]
-            self._mean[i] += delta / self._count
-            self._m2[i] += delta * (value - self._mean[i])
-
-    def _standardised(self, raw: list[float]) -> tuple[float, ...]:
-        n = self._count
-        out = []
-        for i, value in enumerate(raw):
-            sd = math.sqrt(self._m2[i] / (n - 1)) if n > 1 else 0.0
-            out.append((value - self._mean[i]) / sd if sd > 0.0 else 0.0)
-        return tuple(out)
-
     def weight(self, features: Mapping[str, FeatureValue]) -> float:
         """The density weight of ``features`` in (0, 1]; then remember them."""
-        raw = self._raw(features)
-        self._update(raw)
-        point = self._standardised(raw)
+        point = self._scale.z(self._scale.add(features))
         weight = 1.0
         if len(self._reservoir) > self.neighbours:
             distances = heapq.nsmallest(
