@@ -105,6 +105,9 @@ class StrategyConfig(_Frozen):
     #: per new region of the stream over its first ``warmup / budget`` samples (online
     #: facility location on the standardised features; the uncertainty rule runs along).
     cold_start: ColdStart = "first"
+    #: Discount the uncertainty of samples close to queries whose label has not come
+    #: back yet, so that late labels do not make the rule ask about one region twice.
+    in_flight: bool = False
     #: Hard cap on the total number of labels asked for; None means no cap.
     max_labels: int | None = Field(None, ge=0)
     seed: int = 42

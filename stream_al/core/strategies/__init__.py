@@ -30,6 +30,7 @@ from stream_al.core.strategies.budgeted import BudgetedPolicy
 from stream_al.core.strategies.cold_start import ClusterColdStart
 from stream_al.core.strategies.density import InformationDensity, ReservoirDensity
 from stream_al.core.strategies.fixed import FixedThreshold
+from stream_al.core.strategies.in_flight import InFlightAware
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.pool import PoolSelector
 from stream_al.core.strategies.quantile import BalancedIncrementalQuantileFilter
@@ -49,6 +50,7 @@ __all__ = [
     "ClusterColdStart",
     "Decision",
     "FixedThreshold",
+    "InFlightAware",
     "InformationDensity",
     "Ledger",
     "PoolSelector",
@@ -103,6 +105,8 @@ def build_policy(config: StrategyConfig) -> BudgetedPolicy:
             delta=c.drift_delta,
         )
     selector = build_selector(c)
+    if c.in_flight:
+        selector = InFlightAware(selector)
     warmup = c.warmup
     if c.cold_start == "clusters":
         horizon = max(1, math.ceil(c.warmup / c.budget))

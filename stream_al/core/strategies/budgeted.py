@@ -198,6 +198,7 @@ class BudgetedPolicy(QueryPolicy):
     # -- labels, estimates, stopping and drift ------------------------------------------
 
     def labelled(self, key: str, correct: bool) -> None:
+        self.selector.answered(key)
         outcome = self.monitor.labelled(key, correct)
         if outcome is None:
             return

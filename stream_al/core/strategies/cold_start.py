@@ -152,6 +152,9 @@ class ClusterColdStart(Selector):
             return None
         return self._probability + (1.0 - self._probability) * inner
 
+    def answered(self, key: str) -> None:
+        self.inner.answered(key)
+
     def restart(self) -> None:
         self.inner.restart()
 

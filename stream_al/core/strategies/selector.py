@@ -62,6 +62,9 @@ class Selector(ABC):
         Called just before :meth:`offer`, and only when the caller has the features.
         """
 
+    def answered(self, key: str) -> None:  # noqa: B027 (optional hook, a no-op by default)
+        """The label of query ``key`` came back (selectors that track queries in flight)."""
+
     def restart(self) -> None:  # noqa: B027 (optional hook, a no-op by default)
         """Forget the statistics of the past stream (after a detected drift)."""
 
