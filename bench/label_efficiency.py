@@ -604,6 +604,8 @@ def run(
                     )
             table = condition.table(dataset)
             timings[table] = time.perf_counter() - start
+            # Each table as soon as it is done: a long run shows its figures as it goes.
+            progress("\n".join(format_dataset(table, cells, budgets, len(seeds))))
             progress(f"[{table}: {timings[table]:.1f} s]")
     return cells, timings
 

@@ -24,20 +24,25 @@ from stream_al.core.types import FeatureValue
 MAX_IN_FLIGHT = 1000
 #: Recent samples over which the usual distance to the nearest query in flight is taken.
 USUAL_WINDOW = 200
+_AT_USUAL = 1.0 - math.exp(-1.0)
 
 
 class InFlightAware(Selector):
-    """``inner`` on ``uncertainty * (1 - exp(-(d / s)^2))``, d the distance to a query in flight.
+    """``inner`` on ``uncertainty * w``, lower near queries whose labels are in flight::
+
+        w = min(1, (1 - exp(-(d / s)^2)) / (1 - exp(-1)))
 
     ``d`` is the distance (standardised features, :class:`Standardiser`) from the sample
     to the nearest query whose label has not come back yet (every query of the policy:
     warm-up, exploration and uncertain ones), ``s`` the median of that distance over the
-    last 200 samples. A sample as far from the queries in flight as usual keeps 63 % of
-    its uncertainty, one twice as far 98 %, one next to a query nearly none; with no
-    query in flight nothing changes. The policy reports each label (:meth:`answered`),
-    which lands its query. ``inner`` ranks the discounted values, so its selection
-    probability (and the weighted accuracy estimate) holds for them. Only the sample
-    just offered is remembered as in flight: a pool's picks from its buffer are not.
+    last 200 samples. A sample at least as far from the queries in flight as usual keeps
+    its uncertainty, one at half that distance 35 % of it, one next to a query nearly
+    none; with no query in flight nothing changes (and such a moment is not special: half
+    the samples keep their uncertainty anyway). The policy reports each label
+    (:meth:`answered`), which lands its query. ``inner`` ranks the discounted values, so
+    its selection probability (and the weighted accuracy estimate) holds for them. Only
+    the sample just offered is remembered as in flight: a pool's picks from its buffer
+    are not.
     """
 
     def __init__(self, inner: Selector) -> None:
@@ -72,7 +77,7 @@ class InFlightAware(Selector):
         self._distances.add(d)
         if usual <= 0.0:
             return 1.0 if d > 0.0 else 0.0
-        return 1.0 - math.exp(-((d / usual) ** 2))
+        return min(1.0, (1.0 - math.exp(-((d / usual) ** 2))) / _AT_USUAL)
 
     def offer(self, key: str, uncertainty: float, taken: bool, ledger: Ledger) -> list[Selection]:
         raw, self._raw = self._raw, None
