@@ -18,8 +18,9 @@ service: it is imported only when this module is used.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,13 +118,9 @@ def run_anchor(
     *,
     label_delay: int = 0,
     label_noise: float = 0.0,
-    clock: Callable[[], float] | None = None,
 ) -> AnchorRun:
     """One prequential run of skactiveml strategy ``name`` at ``budget``."""
-    import time
-
-    clock = clock or time.process_time
-    start = clock()
+    start = time.process_time()
     classes = sorted({e.label for e in examples})
     vectoriser = _Vectoriser(examples)
     model = build_model(ModelConfig())
@@ -163,4 +160,4 @@ def run_anchor(
             answer = oracle.answer(example.label)
             in_flight.append((step + label_delay + 1, example.features, row, answer))
     n = len(examples)
-    return AnchorRun(correct / n if n else math.nan, labels, n, clock() - start)
+    return AnchorRun(correct / n if n else math.nan, labels, n, time.process_time() - start)
