@@ -108,28 +108,30 @@ class ClusterColdStart(Selector):
             default=math.inf,
         )
 
+    def _open_probability(self, raw: list[float]) -> float:
+        """The probability that the sample ``raw`` becomes a representative."""
+        d2 = self._nearest_d2(raw)
+        if not math.isfinite(d2):  # no representative yet
+            return 1.0
+        usual = self._d2.quantile(0.5) if len(self._d2) else d2
+        self._d2.add(d2)
+        spent = len(self._representatives)
+        if spent < self.first:
+            return 1.0
+        if d2 < NEW_REGION * usual or not self._confirmed(raw, usual):
+            return 0.0
+        if usual <= 0.0:
+            return 1.0
+        owed = (self.labels - self.first) * self._seen / self.horizon - (spent - self.first)
+        return max(0.0, min(1.0, owed * d2 / usual))
+
     def offer(self, key: str, uncertainty: float, taken: bool, ledger: Ledger) -> list[Selection]:
         raw, self._raw = self._raw, None
         self._probability = 0.0
         pick = False
         if raw is not None and self.active:
-            d2 = self._nearest_d2(raw)
-            if math.isfinite(d2):
-                self._seen += 1
-                usual = self._d2.quantile(0.5) if len(self._d2) else d2
-                self._d2.add(d2)
-                spent = len(self._representatives)
-                if spent < self.first:
-                    p = 1.0
-                else:
-                    owed = (self.labels - self.first) * self._seen / self.horizon
-                    owed -= spent - self.first
-                    p = 0.0
-                    if d2 >= NEW_REGION * usual and self._confirmed(raw, usual):
-                        p = max(0.0, min(1.0, owed * d2 / usual)) if usual > 0.0 else 1.0
-            else:
-                self._seen += 1
-                p = 1.0
+            self._seen += 1
+            p = self._open_probability(raw)
             draw = self._rng.random()  # drawn on every active sample: reproducible by seed
             if ledger.selectable:
                 self._probability = p  # for a taken sample: had it been offered untaken
