@@ -38,12 +38,14 @@ StrategyName = Literal[
     "split",
     "quantile",
     "pool",
+    "density",
 ]
 
 EstimateName = Literal["random", "weighted"]
+ColdStart = Literal["first", "clusters"]
 DriftDetection = Literal["off", "errors", "uncertainty", "both"]
 #: Strategies that know each query's probability of being asked (the weighted estimate).
-WEIGHTED_STRATEGIES: tuple[StrategyName, ...] = ("adaptive", "random")
+WEIGHTED_STRATEGIES: tuple[StrategyName, ...] = ("adaptive", "random", "density")
 
 
 class _Frozen(BaseModel):
@@ -96,11 +98,22 @@ class StrategyConfig(_Frozen):
     #: Pool mode: window W of buffered samples, and an optional random sub-pool size.
     pool_size: int = Field(100, ge=2)
     sub_pool_size: int | None = Field(None, ge=1)
+    #: ``density``: the uncertainty is weighted by ``min(1, usual / d) ** density_power``,
+    #: d the distance to the 5th nearest of the last ``density_reservoir`` samples.
+    density_reservoir: int = Field(100, ge=10)
+    density_power: float = Field(1.0, ge=0.0)
     #: Share of all queries drawn at random (the remedy for uncertainty picking outliers).
     exploration: float = Field(0.1, ge=0.0, le=1.0)
     #: The first ``warmup`` samples are queried whatever the model says; the labels are
     #: charged to the budget and repaid from the following ``warmup / budget`` samples.
     warmup: int = Field(20, ge=0)
+    #: Which samples the warm-up labels go to: the ``first`` ones, or (``clusters``) one
+    #: per new region of the stream over its first ``warmup / budget`` samples (online
+    #: facility location on the standardised features; the uncertainty rule runs along).
+    cold_start: ColdStart = "first"
+    #: Discount the uncertainty of samples close to queries whose label has not come
+    #: back yet, so that late labels do not make the rule ask about one region twice.
+    in_flight: bool = False
     #: A budget people can keep: items to label per hour (with k annotators per item the
     #: team gives k times as many answers). The share asked is this over the stream's
     #: rate, measured on the samples' own clock (``timestamp``, else arrival) over the

@@ -230,7 +230,7 @@ class ActiveLearner:
             self.pace.observe(sample.timestamp.timestamp() if sample.timestamp else now)
             self.policy.set_budget(self.pace.share())
         queries = []
-        for selection in self.policy.offer(sample.id, uncertainty):
+        for selection in self.policy.offer(sample.id, uncertainty, x):
             picked = self._recent[selection.key]
             decision = selection.decision
             assert decision.reason is not None

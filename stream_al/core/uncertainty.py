@@ -234,7 +234,9 @@ def squash_gradient_length(length: float) -> float:
         return 0.0
     if length == math.inf:
         return 1.0
-    return length / (1.0 + length)
+    # 1 - 1 / (1 + g) rather than g / (1 + g): every step is monotonic in floating point,
+    # where the quotient of two rounded values is not (near g = 6e15 it went 1.0 then below).
+    return 1.0 - 1.0 / (1.0 + length)
 
 
 class UncertaintyMeasure(ABC):

@@ -7,6 +7,9 @@ synthetic streams are generated from a seed.
 from __future__ import annotations
 
 import itertools
+import math
+import random
+import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -70,6 +73,27 @@ def _hyperplane(seed: int, size: int) -> Iterator[tuple[dict, object]]:
     return iter(stream.take(size))
 
 
+def _led_drift(seed: int, size: int) -> Iterator[tuple[dict, object]]:
+    # Seven-segment digits (10 classes) with 10 % noise and 17 irrelevant segments; half
+    # way the relevant segments move (3 swapped, then 7), an abrupt drift of the inputs.
+    # (river's LEDDrift permutes its drifting features once, at construction.)
+    half = size // 2
+    first = synth.LEDDrift(seed, noise_percentage=0.1, irrelevant_features=True, n_drift_features=3)
+    second = synth.LEDDrift(
+        seed + 1, noise_percentage=0.1, irrelevant_features=True, n_drift_features=7
+    )
+    return itertools.chain(first.take(half), second.take(size - half))
+
+
+def _rbf_drift(seed: int, size: int) -> Iterator[tuple[dict, object]]:
+    # 50 Gaussian centroids over 4 classes in 10 dimensions, all of them moving: a
+    # continuous drift that keeps the class regions changing shape.
+    stream = synth.RandomRBFDrift(
+        seed_model=seed, seed_sample=seed + 1, n_classes=4, change_speed=0.001
+    )
+    return iter(stream.take(size))
+
+
 def _sea(seed: int, size: int) -> Iterator[tuple[dict, object]]:
     return iter(synth.SEA(variant=0, seed=seed).take(size))
 
@@ -122,6 +146,18 @@ DATASETS: dict[str, DatasetInfo] = {
             _hyperplane,
         ),
         DatasetInfo(
+            "led-drift",
+            "LED digits, 10 classes, 10 % noise, relevant segments moved half way (synthetic)",
+            SYNTHETIC_SIZE,
+            _led_drift,
+        ),
+        DatasetInfo(
+            "rbf-drift",
+            "random RBF, 4 classes, 50 moving centroids (synthetic)",
+            SYNTHETIC_SIZE,
+            _rbf_drift,
+        ),
+        DatasetInfo(
             "sea",
             "SEA concept 0, stationary (synthetic)",
             SYNTHETIC_SIZE,
@@ -145,6 +181,47 @@ def examples_of(source: Source, *, seed: int = 42, limit: int | None = None) -> 
 
 def source_name(source: Source) -> str:
     return source if isinstance(source, str) else "the given examples"
+
+
+def with_outliers(
+    examples: Sequence[Example], share: float, *, distance: float = 10.0, seed: int = 0
+) -> tuple[list[Example], set[str]]:
+    """``examples`` with a share of them replaced by outliers far from the data.
+
+    Each sample becomes an outlier with probability ``share``: its numeric features are
+    redrawn in a random direction from their means, each feature on average ``distance``
+    standard deviations out, and its label is a class drawn at random, so that its label
+    teaches nothing. Ids are kept; the outliers' ids are returned beside the stream.
+
+    >>> examples = list(stream("sea", limit=1000))
+    >>> noisy, outliers = with_outliers(examples, 0.02, seed=1)
+    >>> len(noisy), 10 <= len(outliers) <= 35
+    (1000, True)
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"outlier share must be in [0, 1], got {share}")
+    rng = random.Random(seed)
+    numeric = sorted(
+        {k for e in examples for k, v in e.features.items() if not isinstance(v, str | bool)}
+    )
+    values = {k: [float(e.features[k]) for e in examples if k in e.features] for k in numeric}
+    mean = {k: statistics.fmean(v) for k, v in values.items()}
+    sd = {k: statistics.pstdev(v) or 1.0 for k, v in values.items()}
+    classes = sorted({e.label for e in examples})
+    out: list[Example] = []
+    outliers: set[str] = set()
+    for example in examples:
+        if rng.random() >= share:
+            out.append(example)
+            continue
+        direction = [rng.gauss(0.0, 1.0) for _ in numeric]
+        norm = math.sqrt(sum(d * d for d in direction)) or 1.0
+        features = dict(example.features)
+        for k, d in zip(numeric, direction, strict=True):
+            features[k] = mean[k] + sd[k] * distance * d / norm * math.sqrt(len(numeric))
+        out.append(Example(example.id, features, rng.choice(classes)))
+        outliers.add(example.id)
+    return out, outliers
 
 
 def stream(name: str, *, seed: int = 42, limit: int | None = None) -> Iterator[Example]:

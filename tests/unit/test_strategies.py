@@ -37,7 +37,7 @@ from stream_al.core.strategies.window import SlidingWindow
 ALL_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
 #: Strategies whose budget control is exact (ledger-paced); the gated textbook family
 #: is checked separately without warm-up, which its forgetting estimate only half repays.
-LEDGER_PACED: tuple[StrategyName, ...] = ("adaptive", "random", "quantile", "pool")
+LEDGER_PACED: tuple[StrategyName, ...] = ("adaptive", "random", "quantile", "pool", "density")
 
 
 def feed(policy: QueryPolicy, uncertainties: Sequence[float]) -> list[tuple[int, str | None]]:

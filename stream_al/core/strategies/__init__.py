@@ -14,17 +14,23 @@
 ``split``                            :class:`Split`
 ``quantile``                         :class:`BalancedIncrementalQuantileFilter`
 ``pool``                             :class:`PoolSelector`
+``density``                          :class:`InformationDensity`
 ==================================== ==========================================
 """
 
 from __future__ import annotations
+
+import math
 
 from stream_al.core.config import StrategyConfig
 from stream_al.core.drift import DriftWatch
 from stream_al.core.strategies.adaptive import AdaptiveQuantile
 from stream_al.core.strategies.base import Decision, QueryPolicy, Selection
 from stream_al.core.strategies.budgeted import BudgetedPolicy
+from stream_al.core.strategies.cold_start import ClusterColdStart
+from stream_al.core.strategies.density import InformationDensity, ReservoirDensity
 from stream_al.core.strategies.fixed import FixedThreshold
+from stream_al.core.strategies.in_flight import InFlightAware
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.pool import PoolSelector
 from stream_al.core.strategies.quantile import BalancedIncrementalQuantileFilter
@@ -41,13 +47,17 @@ __all__ = [
     "AdaptiveQuantile",
     "BalancedIncrementalQuantileFilter",
     "BudgetedPolicy",
+    "ClusterColdStart",
     "Decision",
     "FixedThreshold",
+    "InFlightAware",
+    "InformationDensity",
     "Ledger",
     "PoolSelector",
     "QueryPolicy",
     "RandomSampling",
     "RandomizedVariableUncertainty",
+    "ReservoirDensity",
     "Selection",
     "Selector",
     "Split",
@@ -77,6 +87,9 @@ def build_selector(config: StrategyConfig) -> Selector:
             return BalancedIncrementalQuantileFilter(c.window, c.label_tolerance)
         case "pool":
             return PoolSelector(c.pool_size, c.sub_pool_size, c.seed)
+        case "density":
+            density = ReservoirDensity(c.density_reservoir, power=c.density_power)
+            return InformationDensity(c.window, c.head_start, c.pacing_labels, c.seed, density)
     raise ValueError(f"unknown strategy name {c.name!r}")  # pragma: no cover (Literal)
 
 
@@ -98,11 +111,19 @@ def build_policy(config: StrategyConfig) -> BudgetedPolicy:
             detector=c.drift_detector,
             labels=c.drift_labels,
         )
+    selector = build_selector(c)
+    if c.in_flight:
+        selector = InFlightAware(selector)
+    warmup = c.warmup
+    if c.cold_start == "clusters":
+        horizon = max(1, math.ceil(c.warmup / c.budget))
+        selector = ClusterColdStart(selector, c.warmup, horizon, c.seed)
+        warmup = 0  # the cold start spends the warm-up labels itself
     return BudgetedPolicy(
-        build_selector(c),
+        selector,
         c.budget,
         exploration=c.exploration,
-        warmup=c.warmup,
+        warmup=warmup,
         max_labels=c.max_labels,
         seed=c.seed,
         estimate_window=c.estimate_window,

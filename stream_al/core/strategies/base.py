@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from stream_al.core.estimate import AccuracyEstimate, EstimateKind, EstimateScope
-from stream_al.core.types import QueryReason
+from stream_al.core.types import FeatureValue, QueryReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,10 @@ class QueryPolicy(ABC):
     lookback: int = 1
 
     @abstractmethod
-    def offer(self, key: str, uncertainty: float) -> list[Selection]:
-        """Take one sample's uncertainty; return the samples to query now."""
+    def offer(
+        self, key: str, uncertainty: float, features: Mapping[str, FeatureValue] | None = None
+    ) -> list[Selection]:
+        """Take one sample's uncertainty (and its features, if known); return the queries now."""
 
     @abstractmethod
     def recover(self, reason: QueryReason, samples_seen: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
+from collections.abc import Mapping
 from typing import Any
 
 from stream_al.core.drift import DriftSignal, DriftWatch
@@ -18,7 +19,7 @@ from stream_al.core.strategies.base import Decision, QueryPolicy, Selection
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.selector import Selector, check_uncertainty, derive_rng
 from stream_al.core.strategies.stopping import EventKind, PolicyEvent, StoppingRules, describe
-from stream_al.core.types import QueryReason
+from stream_al.core.types import FeatureValue, QueryReason
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,9 @@ class BudgetedPolicy(QueryPolicy):
         """Whether a stopping rule holds: only random labels, at the monitoring rate."""
         return self.ledger.paused
 
-    def offer(self, key: str, uncertainty: float) -> list[Selection]:
+    def offer(
+        self, key: str, uncertainty: float, features: Mapping[str, FeatureValue] | None = None
+    ) -> list[Selection]:
         uncertainty = check_uncertainty(uncertainty)
         ledger = self.ledger
         ledger.see()
@@ -152,6 +155,8 @@ class BudgetedPolicy(QueryPolicy):
         if reason is not None:
             ledger.record(reason)
             selections.append(Selection(key, Decision(True, reason, self.selector.threshold)))
+        if features is not None:
+            self.selector.observe(features)
         for picked in self.selector.offer(key, uncertainty, reason is not None, ledger):
             if not ledger.can_query:  # a selector that ignores the cap cannot break it
                 break
@@ -226,6 +231,7 @@ class BudgetedPolicy(QueryPolicy):
     # -- labels, estimates, stopping and drift ------------------------------------------
 
     def labelled(self, key: str, correct: bool) -> None:
+        self.selector.answered(key)
         outcome = self.monitor.labelled(key, correct)
         if outcome is None:
             return

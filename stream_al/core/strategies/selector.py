@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 from stream_al.core.strategies.base import Decision, Selection
 from stream_al.core.strategies.ledger import Ledger
+from stream_al.core.types import FeatureValue
 
 
 class Selector(ABC):
@@ -53,6 +55,15 @@ class Selector(ABC):
         estimate weighted by it is then undefined).
         """
         return None
+
+    def observe(self, features: Mapping[str, FeatureValue]) -> None:  # noqa: B027 (optional)
+        """See the features of the sample about to be offered (only selectors that use them).
+
+        Called just before :meth:`offer`, and only when the caller has the features.
+        """
+
+    def answered(self, key: str) -> None:  # noqa: B027 (optional hook, a no-op by default)
+        """The label of query ``key`` came back (selectors that track queries in flight)."""
 
     def restart(self) -> None:  # noqa: B027 (optional hook, a no-op by default)
         """Forget the statistics of the past stream (after a detected drift)."""
