@@ -27,10 +27,12 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.core.learner import ActiveLearner
@@ -89,12 +91,13 @@ def warm_learner(config: LearnerConfig, labels: int = 2000) -> ActiveLearner:
     return learner
 
 
-def pipe_rate(bootstrap: str, topic: str, n: int, out_topic: str | None = None) -> Measured:
-    """Read the n messages of ``topic`` with a bare kafka-python consumer (messages/s).
+#: What a loop makes of one record: the (key, value) to publish, or None to publish nothing.
+Handler = Callable[[ConsumerRecord], tuple[bytes | None, bytes] | None]
 
-    With ``out_topic``, also produce one copy of each message there, with the producer
-    settings the service uses: the ceiling of any kafka-python process that publishes one
-    message per sample, as the service does with its predictions.
+
+def loop_rate(bootstrap: str, topic: str, n: int, handle: Handler, out_topic: str) -> Measured:
+    """Read the n messages of ``topic`` with a bare kafka-python consumer, ``handle`` each,
+    and publish what it returns to ``out_topic`` with the producer settings the service uses.
     """
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, max_poll_records=500
@@ -107,15 +110,34 @@ def pipe_rate(bootstrap: str, topic: str, n: int, out_topic: str | None = None) 
     started, cpu = time.perf_counter(), time.process_time()
     while seen < n:
         for batch in consumer.poll(timeout_ms=1000).values():
-            if out_topic is not None:
-                for record in batch:
-                    producer.send(out_topic, key=record.key, value=record.value)
+            for record in batch:
+                if (message := handle(record)) is not None:
+                    producer.send(out_topic, key=message[0], value=message[1])
             seen += len(batch)
         producer.flush()
     measured = Measured.of(n, time.perf_counter() - started, time.process_time() - cpu)
     consumer.close()
     producer.close()
     return measured
+
+
+def consume_only(record: ConsumerRecord) -> None:
+    return None
+
+
+def relay(record: ConsumerRecord) -> tuple[bytes | None, bytes]:
+    """One copy of each message: kafka-python's ceiling for one message out per message in."""
+    return record.key, record.value
+
+
+def predict_with(learner: ActiveLearner) -> Handler:
+    """The loop a user would write with kafka-python: decode, score, publish the prediction."""
+
+    def handle(record: ConsumerRecord) -> tuple[bytes | None, bytes]:
+        key, value = _prediction(learner, record.value)
+        return key.encode(), value
+
+    return handle
 
 
 def _prediction(learner: ActiveLearner, raw: bytes) -> tuple[str, bytes]:
@@ -130,32 +152,6 @@ def _prediction(learner: ActiveLearner, raw: bytes) -> tuple[str, bytes]:
         model_version=learner.labels_learned,
     )
     return sample.id, encode(prediction)
-
-
-def plain_loop_rate(
-    bootstrap: str, topic: str, n: int, learner: ActiveLearner, out_topic: str
-) -> Measured:
-    """The loop a user would write with kafka-python: decode, score, publish."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, max_poll_records=500
-    )
-    producer = kafka_io.producer(Settings(kafka={"bootstrap_servers": bootstrap}))
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    seen = 0
-    started, cpu = time.perf_counter(), time.process_time()
-    while seen < n:
-        for batch in consumer.poll(timeout_ms=1000).values():
-            for record in batch:
-                key, value = _prediction(learner, record.value)
-                producer.send(out_topic, key=key.encode(), value=value)
-            seen += len(batch)
-    producer.flush()
-    measured = Measured.of(n, time.perf_counter() - started, time.process_time() - cpu)
-    consumer.close()
-    producer.close()
-    return measured
 
 
 def quix_rate(
@@ -247,13 +243,13 @@ def run(bootstrap: str, samples: int) -> int:
 
     topic, out = settings.topics.samples, settings.topics.dead_letters
     warmed = warm_learner(learner)
-    raw = pipe_rate(bootstrap, topic, samples)
+    raw = loop_rate(bootstrap, topic, samples, consume_only, out)
     rows = [
         ("raw kafka-python consume", raw),
-        ("raw consume + produce 1 each", pipe_rate(bootstrap, topic, samples, out_topic=out)),
+        ("raw consume + produce 1 each", loop_rate(bootstrap, topic, samples, relay, out)),
         (
             "kafka-python loop + learner",
-            plain_loop_rate(bootstrap, topic, samples, copy.deepcopy(warmed), out),
+            loop_rate(bootstrap, topic, samples, predict_with(copy.deepcopy(warmed)), out),
         ),
         (
             "Quix Streams app + learner",
