@@ -100,6 +100,18 @@ def step_until(
     )
 
 
+def until_learned(service: Service, samples: int, timeout: float = 60) -> None:
+    """Step ``service`` until it has scored ``samples`` and learned every label it asked for."""
+    state = service.learner
+    step_until(
+        service,
+        lambda: state.samples_seen == samples and state.labels_learned == state.policy.queries,
+        timeout=timeout,
+        what=f"samples up to {samples} scored and their labels learned",
+        poll_ms=5,
+    )
+
+
 def send_raw(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     for key, value in messages:

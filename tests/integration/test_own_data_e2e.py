@@ -23,7 +23,13 @@ from stream_al.sim.datasets import Example, stream
 from stream_al.sim.files import read_examples
 from stream_al.sim.simulate import simulate
 from tests import text_models
-from tests.integration.harness import read_topic, send_raw, service_settings, step_until
+from tests.integration.harness import (
+    read_topic,
+    send_raw,
+    service_settings,
+    step_until,
+    until_learned,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -103,18 +109,9 @@ def test_a_csv_gives_the_same_decisions_in_the_simulator_and_the_service(
                 60,
                 "the partition assignment",
             )
-            state = service.learner
             for start, end in runs:
                 produce(settings, examples[start:end])
-                step_until(
-                    service,
-                    lambda end=end: (
-                        state.samples_seen == end and state.labels_learned == state.policy.queries
-                    ),
-                    timeout=60,
-                    what=f"samples up to {end} scored and their labels learned",
-                    poll_ms=5,
-                )
+                until_learned(service, end)
     finally:
         service.close()
 
@@ -157,16 +154,7 @@ def test_flat_text_events_are_scored_through_a_mapping_and_a_model_factory(
             # In steps, so that labels come back while the stream goes on.
             for start in range(0, len(events), 30):
                 send_raw(kafka_bootstrap, settings.topics.samples, events[start : start + 30])
-                step_until(
-                    service,
-                    lambda end=start + 30: (
-                        service.learner.samples_seen == min(end, len(reviews))
-                        and service.learner.labels_learned == service.learner.policy.queries
-                    ),
-                    timeout=60,
-                    what=f"reviews up to {start + 30} scored and their labels learned",
-                    poll_ms=5,
-                )
+                until_learned(service, min(start + 30, len(reviews)))
     finally:
         service.close()
 
@@ -205,15 +193,7 @@ def test_a_restart_without_checkpoint_is_warm_from_the_labels_topic(kafka_bootst
                 "the partition assignment",
             )
             produce(settings, examples)
-            step_until(
-                before,
-                lambda: (
-                    before.learner.samples_seen == len(examples)
-                    and before.learner.labels_learned == before.learner.policy.queries
-                ),
-                timeout=120,
-                what="every sample scored and every label learned",
-            )
+            until_learned(before, len(examples), timeout=120)
     finally:
         before.close()
     assert before.learner.labels_learned > 150

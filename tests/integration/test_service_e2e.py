@@ -22,7 +22,13 @@ from stream_al.service.dead_letters import (
 from stream_al.service.metrics import ServiceMetrics
 from stream_al.sim.datasets import Example, stream
 from stream_al.sim.simulate import simulate
-from tests.integration.harness import header, read_topic, service_settings, step_until
+from tests.integration.harness import (
+    header,
+    read_topic,
+    service_settings,
+    step_until,
+    until_learned,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -82,7 +88,6 @@ def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
             60,
             "the service's partition assignment",
         )
-        state = service.learner
         for number, (start, end) in enumerate(runs):
             for example in examples[start:end]:
                 sample = Sample(id=example.id, features=example.features)
@@ -93,15 +98,7 @@ def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
                 for key, value, _ in MALFORMED:
                     producer.send(settings.topics.samples, key=key, value=value)
             producer.flush()
-            step_until(
-                service,
-                lambda end=end: (
-                    state.samples_seen == end and state.labels_learned == state.policy.queries
-                ),
-                timeout=60,
-                what=f"samples up to {end} to be scored and their labels learned",
-                poll_ms=5,
-            )
+            until_learned(service, end)
     finally:
         producer.close()
         oracle_stop.set()
