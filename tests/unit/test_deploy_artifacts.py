@@ -26,6 +26,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_al.core.estimate import AccuracyEstimate
+from stream_al.labeling.metrics import LabelingMetrics
 from stream_al.service.metrics import ServiceMetrics
 from stream_al.settings import ENV_PREFIX, Settings
 from tests.prometheus_server import (
@@ -97,10 +98,12 @@ def alert_queries() -> list[Query]:
 
 
 def exported_series_names() -> set[str]:
-    """Names of every sample ServiceMetrics renders (``_bucket``, ``_count``... included)."""
+    """Names of every sample the service and the labeling app render (``_bucket``... too)."""
     metrics = ServiceMetrics(port=0, process_metrics=False)
     metrics.set_lag("samples", 0, 0)  # labelled gauges only render once set
-    text = generate_latest(metrics.registry).decode()
+    labeling = LabelingMetrics()
+    labeling.set_agreement({"ann": 1.0})
+    text = generate_latest(metrics.registry).decode() + generate_latest(labeling.registry).decode()
     return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
 
 
@@ -160,6 +163,9 @@ def test_dashboard_covers_every_operator_question() -> None:
         "sum by (answer) (rate(stream_al_answers_total",
         "stream_al_annotator_agreement_ratio",
         "stream_al_labelers_backlog_messages",
+        "sum by (kind) (rate(stream_al_labeling_answers_total",
+        "rate(stream_al_labeling_answer_seconds_bucket",
+        "stream_al_labeling_queue_items",
     ):
         assert needle in exprs, f"no dashboard query with {needle!r}"
 
@@ -306,15 +312,22 @@ class LiveStack:
     healthy: str  # host:port of a replica behaving well
     unhealthy: str  # host:port of a replica tripping every per-replica alert
     down: str  # host:port nobody listens on
+    desk: str  # host:port of a labeling app
 
 
 class SyntheticTraffic:
-    """Feeds two ServiceMetrics replicas events until stopped, as a service would."""
+    """Feeds two ServiceMetrics replicas and a labeling app events until stopped."""
 
     TICK = 0.2
 
-    def __init__(self, healthy: ServiceMetrics, unhealthy: ServiceMetrics, seed: int) -> None:
-        self.healthy, self.unhealthy = healthy, unhealthy
+    def __init__(
+        self,
+        healthy: ServiceMetrics,
+        unhealthy: ServiceMetrics,
+        labeling: LabelingMetrics,
+        seed: int,
+    ) -> None:
+        self.healthy, self.unhealthy, self.labeling = healthy, unhealthy, labeling
         self.rng = random.Random(seed)
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -354,6 +367,13 @@ class SyntheticTraffic:
         good.answer_received("label")
         good.set_agreement({"ann": (9 + tick, 10 + tick), "bob": (6, 10)}, 50, open_items=1)
         good.set_backlog(rng.randint(0, 30))
+        # The labeling app those labelers use: answers take seconds, a query goes stale.
+        desk = self.labeling
+        desk.answered("label", rng.uniform(2.0, 40.0))
+        desk.answered("skip", rng.uniform(2.0, 40.0))
+        if tick % 5 == 0:
+            desk.answered("stale")
+        desk.queue_items.set(rng.randint(0, 12))
 
         # Unhealthy: far over budget, labels never learned, garbage input, falling behind.
         bad = self.unhealthy
@@ -380,19 +400,25 @@ class SyntheticTraffic:
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveStack]:
     binary = require_binary("prometheus")
-    with (
-        ServiceMetrics(port=0) as healthy,
-        ServiceMetrics(port=0) as unhealthy,
-        SyntheticTraffic(healthy, unhealthy, seed=7),
-    ):
-        good, bad = f"127.0.0.1:{healthy.port}", f"127.0.0.1:{unhealthy.port}"
-        down = f"127.0.0.1:{free_port()}"
-        with start_prometheus([good, bad, down], ALERTS, binary=binary) as prometheus:
-            # Both live replicas scraped a few times, so rates and derivatives have data.
-            prometheus.wait_for(
-                f'count_over_time(up{{job="{JOB}"}}[1m]) >= 4', lambda r: len(r) == 3
-            )
-            yield LiveStack(prometheus, healthy=good, unhealthy=bad, down=down)
+    labeling = LabelingMetrics()
+    desk = f"127.0.0.1:{labeling.start('127.0.0.1', 0)}"
+    try:
+        with (
+            ServiceMetrics(port=0) as healthy,
+            ServiceMetrics(port=0) as unhealthy,
+            SyntheticTraffic(healthy, unhealthy, labeling, seed=7),
+        ):
+            good, bad = f"127.0.0.1:{healthy.port}", f"127.0.0.1:{unhealthy.port}"
+            down = f"127.0.0.1:{free_port()}"
+            targets = [good, bad, desk, down]
+            with start_prometheus(targets, ALERTS, binary=binary) as prometheus:
+                # Every live target scraped a few times, so rates and derivatives have data.
+                prometheus.wait_for(
+                    f'count_over_time(up{{job="{JOB}"}}[1m]) >= 4', lambda r: len(r) == 4
+                )
+                yield LiveStack(prometheus, healthy=good, unhealthy=bad, down=down, desk=desk)
+    finally:
+        labeling.stop()
 
 
 def has_a_number(result: list[dict[str, Any]]) -> bool:
@@ -403,7 +429,12 @@ def has_a_number(result: list[dict[str, Any]]) -> bool:
 @pytest.mark.prometheus
 def test_prometheus_scrapes_the_live_servers(live: LiveStack) -> None:
     health = {t["labels"]["instance"]: t["health"] for t in live.prometheus.targets()}
-    assert health == {live.healthy: "up", live.unhealthy: "up", live.down: "down"}
+    assert health == {
+        live.healthy: "up",
+        live.unhealthy: "up",
+        live.desk: "up",
+        live.down: "down",
+    }
 
 
 @pytest.mark.prometheus
