@@ -386,7 +386,10 @@ def test_every_dashboard_and_alert_expression_returns_data_from_the_service(
     prometheus = stack.prometheus
 
     problems: list[str] = []
-    for query in dashboard_queries():
+    # The labeling apps' panels read the apps' own endpoint, which this stack does not run:
+    # tests/unit/test_deploy_artifacts.py checks them against a live labeling app.
+    service_queries = [q for q in dashboard_queries() if "stream_al_labeling_" not in q.expr]
+    for query in service_queries:
         try:
             result = prometheus.query(query.expr)
         except PrometheusQueryError as error:
