@@ -37,7 +37,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.core.learner import ActiveLearner
 from stream_al.demo.local_broker import local_broker
-from stream_al.schemas import LabelMessage, Prediction, Sample, decode_sample, encode
+from stream_al.schemas import LabelMessage, Sample, decode_sample, encode
 from stream_al.service import kafka_io
 from stream_al.service.app import Service
 from stream_al.service.metrics import ServiceMetrics
@@ -143,15 +143,7 @@ def predict_with(learner: ActiveLearner) -> Handler:
 def _prediction(learner: ActiveLearner, raw: bytes) -> tuple[str, bytes]:
     sample = decode_sample(raw)
     scored = learner.score(sample, now=0.0)
-    prediction = Prediction(
-        id=sample.id,
-        label=scored.label,
-        probabilities=scored.probabilities,
-        uncertainty=scored.uncertainty,
-        queried=scored.queried,
-        model_version=learner.labels_learned,
-    )
-    return sample.id, encode(prediction)
+    return sample.id, encode(scored.prediction(sample, learner.labels_learned))
 
 
 def quix_rate(

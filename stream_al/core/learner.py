@@ -21,7 +21,7 @@ from stream_al.core.pending import Lookup, PendingQuery, PendingStore
 from stream_al.core.strategies import build_policy
 from stream_al.core.types import ClassLabel, Features, Proba
 from stream_al.core.uncertainty import build_measure
-from stream_al.schemas import LabelMessage, MetadataValue, Query, Sample
+from stream_al.schemas import LabelMessage, MetadataValue, Prediction, Query, Sample
 
 
 class ModelError(ValueError):
@@ -77,6 +77,20 @@ class Scored:
     @property
     def queried(self) -> bool:
         return self.asked_before or any(query.id == self.sample_id for query in self.queries)
+
+    def prediction(self, sample: Sample, model_version: int) -> Prediction:
+        """What downstream receives for ``sample``: this outcome, with the sample's own
+        time and metadata, from the model that had learned ``model_version`` labels."""
+        return Prediction(
+            id=self.sample_id,
+            label=self.label,
+            probabilities=self.probabilities,
+            uncertainty=self.uncertainty,
+            queried=self.queried,
+            model_version=model_version,
+            timestamp=sample.timestamp,
+            metadata=sample.metadata,
+        )
 
 
 @dataclass(frozen=True, slots=True)

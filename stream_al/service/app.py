@@ -32,7 +32,6 @@ from stream_al.schemas import (
     DeadLetterReason,
     InvalidMessage,
     LabelMessage,
-    Prediction,
     Query,
     decode_label,
     decode_sample,
@@ -476,16 +475,7 @@ class Service:
             self._send(topics.oracle, query.id, encode(query), headers, query_id=query.id)
             self.metrics.query_sent(query.reason)
         if topics.predictions:
-            prediction = Prediction(
-                id=sample.id,
-                label=scored.label,
-                probabilities=scored.probabilities,
-                uncertainty=scored.uncertainty,
-                queried=scored.queried,
-                model_version=self.learner.labels_learned,
-                timestamp=sample.timestamp,
-                metadata=sample.metadata,
-            )
+            prediction = scored.prediction(sample, self.learner.labels_learned)
             self._send(topics.predictions, sample.id, encode(prediction))
             self.metrics.prediction_sent()
 

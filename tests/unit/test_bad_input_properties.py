@@ -26,7 +26,6 @@ from stream_al.schemas import (
     DeadLetterReason,
     InvalidMessage,
     LabelMessage,
-    Prediction,
     Query,
     Sample,
     decode_label,
@@ -142,17 +141,7 @@ def _usable_sample(sample: Sample) -> None:
     for learner in (ActiveLearner(LearnerConfig()), _trained_learner()):
         scored = learner.score(sample, now=0.0)
         assert all(math.isfinite(p) for p in scored.probabilities.values())
-        encode(
-            Prediction(
-                id=sample.id,
-                label=scored.label,
-                probabilities=scored.probabilities,
-                uncertainty=scored.uncertainty,
-                queried=scored.queried,
-                model_version=learner.labels_learned,
-                metadata=sample.metadata,
-            )
-        )
+        encode(scored.prediction(sample, learner.labels_learned))
         # Every sample may be queried: its features must travel to the oracle.
         encode(
             Query(
