@@ -33,6 +33,7 @@ from stream_al.sim.datasets import DATASETS, Example, Source, examples_of
 from stream_al.sim.files import read_examples
 from stream_al.sim.plot import require_matplotlib
 from stream_al.sim.simulate import OnScored, SimulationResult, simulate
+from stream_al.transport import TransportError
 
 #: Runs drawn on one chart by ``simulate --plot``: (strategy, measure).
 PLOT_RUNS: list[tuple[StrategyName, MeasureName]] = [
@@ -497,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, CheckpointError, CheckpointRefused, KafkaUnavailable) as exc:
         print(f"stream-al: {exc}", file=sys.stderr)
         return 2
-    except KafkaError as exc:
+    except (KafkaError, TransportError) as exc:
         print(f"stream-al: Kafka error: {exc}", file=sys.stderr)
         return 2
     except ValidationError as exc:

@@ -18,16 +18,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
-from kafka.coordinator.base import MemberState
-from kafka.errors import KafkaError, KafkaTimeoutError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from stream_al.core.learner import ActiveLearner, LabelStatus, Learned
 from stream_al.durability import CheckpointError
-from stream_al.kafka_compat import close_producer
 from stream_al.schemas import (
     DeadLetterReason,
     InvalidMessage,
@@ -43,6 +38,17 @@ from stream_al.service.dead_letters import dead_letter
 from stream_al.service.metrics import LABEL_STATUSES, ServiceMetrics
 from stream_al.service.oracle_log import query_headers, query_origin
 from stream_al.settings import Settings
+from stream_al.transport import (
+    Delivery,
+    DeliveryTimeout,
+    GroupConsumer,
+    LogConsumer,
+    Producer,
+    Record,
+    TopicPartition,
+    TransportError,
+    open_transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,40 +87,13 @@ class _Batch:
 
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    deliveries: list[tuple[Any, str | None]] = field(default_factory=list)
+    deliveries: list[tuple[Delivery, str | None]] = field(default_factory=list)
     #: Every polled record was handled; what is left is delivering and committing.
     sealed: bool = False
 
     @property
     def empty(self) -> bool:
         return not self.first_offsets and not self.deliveries
-
-
-def _log_commit_failure(offsets: dict[TopicPartition, OffsetAndMetadata], result: Any) -> None:
-    if isinstance(result, Exception):
-        log.warning(
-            "could not commit offsets %s: %s; those samples will come again", offsets, result
-        )
-
-
-class _CommitBeforeRevoke(ConsumerRebalanceListener):
-    def __init__(self, service: Service) -> None:
-        self._service = service
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self._service._finish_batch(SHUTDOWN_GRACE_SECONDS, wait_for_commit=True)
-        self._service._assigned.difference_update(revoked)
-        for tp in revoked:
-            self._service.metrics.remove_lag(tp.topic, tp.partition)
-        self._service.metrics.rebalanced()
-        log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._service._assigned.update(assigned)
-        # Their previous owner's last queries may not have been read back yet: a replayed
-        # sample must be known as asked before it is scored again.
-        self._service._oracle_behind = True
-        log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
 
 
 class Service:
@@ -152,10 +131,11 @@ class Service:
         self._clock = clock
         self._stopping = threading.Event()
         self._batch = _Batch()
-        self._producer: KafkaProducer | None = None
-        self._samples: KafkaConsumer | None = None
-        self._labels: KafkaConsumer | None = None
-        self._oracle: KafkaConsumer | None = None
+        self._transport = open_transport(settings)
+        self._producer: Producer | None = None
+        self._samples: GroupConsumer | None = None
+        self._labels: LogConsumer | None = None
+        self._oracle: LogConsumer | None = None
         self._oracle_behind = False
         #: While the log is read back at start: the checkpoint's count of own queries.
         self._charge_own_beyond: int | None = None
@@ -180,7 +160,7 @@ class Service:
     def run(self) -> None:
         """Connect, then loop until ``stop()``; delivers and commits before returning.
 
-        A retriable Kafka error (the broker is away, a coordinator moved) interrupts one
+        A retriable transport error (the broker is away, a coordinator moved) interrupts one
         step, not the service: the consumers go back to what the learner has taken in, and
         the loop tries again after a pause that grows to ``_MAX_RETRY_SECONDS``.
         """
@@ -191,7 +171,7 @@ class Service:
             while not self._stopping.is_set():
                 try:
                     self.step()
-                except KafkaError as error:
+                except TransportError as error:
                     if not error.retriable:
                         raise
                     log.warning("Kafka is unavailable (%s); retrying in %.1f s", error, pause)
@@ -223,9 +203,9 @@ class Service:
                 self.oracle_offsets = dict(offsets.get(self.settings.topics.oracle, {}))
         if self.settings.topics.create:
             kafka_io.ensure_topics(self.settings)
-        self._producer = kafka_io.producer(self.settings)
-        self._labels = kafka_io.log_consumer(self.settings)
-        self._oracle = kafka_io.log_consumer(self.settings)
+        self._producer = self._transport.producer()
+        self._labels = self._transport.log_consumer()
+        self._oracle = self._transport.log_consumer()
         self._assign(self._labels, self.settings.topics.labels, self.label_offsets)
         self._assign(self._oracle, self.settings.topics.oracle, self.oracle_offsets)
         if not restored:
@@ -249,7 +229,9 @@ class Service:
         self._broker_probe.start()
         self._last_progress = time.monotonic()
         log.info(
-            "stream_al service started: group %s, replica %s, model %s, strategy %s (budget %s)",
+            "stream_al service started on %s: group %s, replica %s, model %s, strategy %s "
+            "(budget %s)",
+            self._transport.name,
             self.settings.group_id,
             self.settings.replica_id,
             self.learner.model.describe(),
@@ -287,8 +269,33 @@ class Service:
             )
 
     def _join_samples_group(self) -> None:
-        self._samples = kafka_io.samples_consumer(self.settings)
-        kafka_io.subscribe(self._samples, self.settings.topics.samples, _CommitBeforeRevoke(self))
+        """Join the group on the samples topic, then wait until its partitions are known.
+
+        In that order: the metadata update is what the group's leader compares its
+        assignment with. Waiting first makes the first assignment against an empty
+        snapshot, and the arriving metadata then forces a second rebalance, whose result
+        kafka-python 3.0 can drop when a poll times out mid-way.
+        """
+        self._samples = self._transport.group_consumer()
+        topic = self.settings.topics.samples
+        self._samples.subscribe(topic, self._on_assigned, self._on_revoked)
+        kafka_io.partitions_of(self._samples, topic)
+
+    def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Deliver and commit what was taken from partitions about to move (inside poll)."""
+        self._finish_batch(SHUTDOWN_GRACE_SECONDS, wait_for_commit=True)
+        self._assigned.difference_update(revoked)
+        for tp in revoked:
+            self.metrics.remove_lag(tp.topic, tp.partition)
+        self.metrics.rebalanced()
+        log.info("partitions revoked: %s", sorted(revoked))
+
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._assigned.update(assigned)
+        # Their previous owner's last queries may not have been read back yet: a replayed
+        # sample must be known as asked before it is scored again.
+        self._oracle_behind = True
+        log.info("partitions assigned: %s", sorted(assigned))
 
     def _watch_group_membership(self) -> None:
         """Join the group afresh if the samples consumer is stuck in a rebalance.
@@ -298,9 +305,8 @@ class Service:
         no partitions is stable, so only a rebalance that lasts this long starts over.
         """
         assert self._samples is not None
-        state = getattr(self._samples._coordinator, "state", MemberState.STABLE)
         now = time.monotonic()
-        if state is MemberState.STABLE or not self._broker_probe.reachable:
+        if not self._samples.rebalancing() or not self._broker_probe.reachable:
             self._unstable_since = None
             return
         if self._unstable_since is None:
@@ -310,7 +316,7 @@ class Service:
                 "the samples consumer has been rebalancing for %.0f s; joining the group afresh",
                 now - self._unstable_since,
             )
-            self._samples.close(autocommit=False)
+            self._samples.leave()
             self._assigned.clear()
             self.metrics.rebalanced()
             self._join_samples_group()
@@ -404,9 +410,9 @@ class Service:
             self._admin.close()
         for client in (self._samples, self._labels, self._oracle):
             if client is not None:
-                client.close(autocommit=False, timeout_ms=_CLOSE_TIMEOUT_MS)
+                client.close(_CLOSE_TIMEOUT_MS)
         if self._producer is not None:
-            close_producer(self._producer, SHUTDOWN_GRACE_SECONDS if delivered else 0)
+            self._producer.close(SHUTDOWN_GRACE_SECONDS if delivered else 0)
         log.info("stream_al service stopped: %s", self._summary_line())
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -434,7 +440,7 @@ class Service:
         assert self.checkpointer is not None
         try:
             self._save_checkpoint()
-        except (CheckpointError, KafkaError, OSError) as error:
+        except (CheckpointError, KafkaError, TransportError, OSError) as error:
             self._checkpoints_ok = False
             self.checkpointer.postpone()
             self.metrics.checkpoint_failed()
@@ -447,7 +453,7 @@ class Service:
 
     # -- samples -----------------------------------------------------------------------------
 
-    def _handle_sample(self, record: ConsumerRecord) -> None:
+    def _handle_sample(self, record: Record) -> None:
         started = time.perf_counter()
         try:
             # A null record (a tombstone) is an empty message: not JSON, not a crash.
@@ -479,7 +485,7 @@ class Service:
             self._send(topics.predictions, sample.id, encode(prediction))
             self.metrics.prediction_sent()
 
-    def _reject_sample(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
+    def _reject_sample(self, record: Record, reason: DeadLetterReason, detail: str) -> None:
         self._dead_letter(record, reason, detail)
         self.metrics.sample_dead_lettered(reason)
 
@@ -493,8 +499,8 @@ class Service:
     ) -> None:
         assert self._producer is not None
         encoded_key = key.encode() if isinstance(key, str) else key
-        future = self._producer.send(topic, key=encoded_key, value=value, headers=headers)
-        self._batch.deliveries.append((future, query_id))
+        delivery = self._producer.send(topic, encoded_key, value, headers)
+        self._batch.deliveries.append((delivery, query_id))
 
     def _finish_batch(self, timeout: float, wait_for_commit: bool = False) -> bool:
         """Wait up to ``timeout`` s for the batch's deliveries, then commit its offsets.
@@ -511,12 +517,12 @@ class Service:
             return True
         assert self._producer is not None and self._samples is not None
         try:
-            self._producer.flush(timeout=timeout)
-        except KafkaTimeoutError:
+            self._producer.flush(timeout)
+        except DeliveryTimeout:
             return False
         # Only now is the batch off our hands: a flush that raised leaves it for _rewind.
         self._batch = _Batch()
-        failed = [(future, query_id) for future, query_id in batch.deliveries if future.failed()]
+        failed = [(d, query_id) for d, query_id in batch.deliveries if d.failed()]
         if failed:
             # Not delivered: do not commit; the failed queries were never asked, so they
             # may be asked again when the batch is scored again.
@@ -525,19 +531,18 @@ class Service:
                 len(failed),
                 failed[0][0].exception,
             )
-            for _future, query_id in failed:
+            for _delivery, query_id in failed:
                 if query_id is not None:
                     self.learner.withdraw(query_id)
             self._replay(batch)
             return True
         if batch.offsets:
-            offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in batch.offsets.items()}
             try:
                 if wait_for_commit:
-                    self._samples.commit(offsets, timeout_ms=int(timeout * 1000))
+                    self._samples.commit(batch.offsets, timeout)
                 else:
-                    self._samples.commit_async(offsets, callback=_log_commit_failure)
-            except KafkaError as error:
+                    self._samples.commit_async(batch.offsets)
+            except TransportError as error:
                 # The group is rebalancing or the broker is away: the batch was delivered
                 # but not committed, so its samples come again (at-least-once), here or at
                 # the partitions' next owner.
@@ -552,7 +557,7 @@ class Service:
             if tp in assigned:
                 self._samples.seek(tp, offset)
 
-    def _dead_letter(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
+    def _dead_letter(self, record: Record, reason: DeadLetterReason, detail: str) -> None:
         log.warning(
             "dead letter from %s[%d]@%d: %s: %s",
             record.topic,
@@ -566,18 +571,17 @@ class Service:
 
     # -- the labels and oracle logs ----------------------------------------------------------
 
-    def _assign(self, consumer: KafkaConsumer, topic: str, offsets: dict[int, int]) -> None:
+    def _assign(self, consumer: LogConsumer, topic: str, offsets: dict[int, int]) -> None:
         """Read every partition of ``topic``, from ``offsets`` or from the end (noted there)."""
         partitions = kafka_io.partitions_of(consumer, topic)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
         ends = consumer.end_offsets(assigned)
         for tp in assigned:
             offsets.setdefault(tp.partition, ends[tp])
-        self._seek(consumer, topic, offsets)
+        consumer.assign({tp: offsets[tp.partition] for tp in assigned})
 
     @staticmethod
-    def _seek(consumer: KafkaConsumer, topic: str, offsets: dict[int, int]) -> None:
+    def _seek(consumer: LogConsumer, topic: str, offsets: dict[int, int]) -> None:
         for partition, offset in offsets.items():
             consumer.seek(TopicPartition(topic, partition), offset)
 
@@ -595,11 +599,11 @@ class Service:
         deadline = time.monotonic() + _CATCH_UP_SECONDS
         while any(self.oracle_offsets.get(tp.partition, 0) < end for tp, end in ends.items()):
             if time.monotonic() > deadline:
-                raise KafkaTimeoutError(f"could not read {topic!r} to its end in time")
+                raise TransportError(f"could not read {topic!r} to its end in time", True)
             self._read_oracle(timeout_ms=100)
         self._oracle_behind = False
 
-    def _recover_query(self, record: ConsumerRecord) -> None:
+    def _recover_query(self, record: Record) -> None:
         next_offset = record.offset + 1
         if next_offset <= self.oracle_offsets.get(record.partition, 0):
             return  # read already (replayed after a seek)
@@ -632,7 +636,7 @@ class Service:
             for record in batch:
                 self._handle_label(record)
 
-    def _handle_label(self, record: ConsumerRecord) -> None:
+    def _handle_label(self, record: Record) -> None:
         next_offset = record.offset + 1
         if next_offset <= self.label_offsets.get(record.partition, 0):
             return  # already reflected in the learner (replayed after a seek)
@@ -700,14 +704,14 @@ class Service:
                 self.settings.labeling.group_id,
                 self.settings.topics.oracle,
             )
-        except (KafkaError, OSError) as error:
+        except (KafkaError, TransportError, OSError) as error:
             log.warning("could not read the labelers' backlog: %s", error)
             self.metrics.set_backlog(None)
             return
         self.metrics.set_backlog(backlog)
         self.learner.observe_backlog(backlog)
 
-    def _reject_label(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
+    def _reject_label(self, record: Record, reason: DeadLetterReason, detail: str) -> None:
         self._dead_letter(record, reason, detail)
         self.metrics.label_outcome("invalid")
         self.metrics.label_dead_lettered(reason)
@@ -757,12 +761,9 @@ class Service:
     def _update_lag(self) -> None:
         assert self._samples is not None
         for tp in self._samples.assignment():
-            highwater = self._samples.highwater(tp)
-            if highwater is None:
-                continue
-            position = self._samples.position(tp, timeout_ms=0)
-            if position is not None:
-                self.metrics.set_lag(tp.topic, tp.partition, max(0, highwater - position))
+            lag = self._samples.lag(tp)
+            if lag is not None:
+                self.metrics.set_lag(tp.topic, tp.partition, lag)
 
     def _summary_line(self) -> str:
         learner = self.learner

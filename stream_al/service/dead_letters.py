@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from kafka.consumer.fetcher import ConsumerRecord
-
 from stream_al.schemas import DeadLetterReason
+from stream_al.transport.base import Record
 
 #: Header names on dead letters (values are UTF-8 text).
 REASON_HEADER = "stream_al.reason"
@@ -23,7 +22,7 @@ _DEAD_LETTER_HEADER_BYTES = 16 * 1024
 
 
 def dead_letter(
-    record: ConsumerRecord, reason: DeadLetterReason, detail: str, max_message_bytes: int
+    record: Record, reason: DeadLetterReason, detail: str, max_message_bytes: int
 ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     """The (key, value, headers) to send for ``record``: the original, plus why and whence.
 

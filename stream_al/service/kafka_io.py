@@ -7,20 +7,23 @@ import logging
 import socket
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kafka import (
     ConsumerRebalanceListener,
     KafkaAdminClient,
     KafkaConsumer,
     KafkaProducer,
-    TopicPartition,
 )
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from stream_al.service.preflight import host_port
 from stream_al.settings import Settings
+from stream_al.transport.base import TopicPartition as Partition
+
+if TYPE_CHECKING:
+    from stream_al.transport import GroupConsumer, LogConsumer
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,9 @@ def subscribe(
     partitions_of(consumer, topic)
 
 
-def partitions_of(consumer: KafkaConsumer, topic: str, timeout: float = 60.0) -> set[int]:
+def partitions_of(
+    consumer: KafkaConsumer | GroupConsumer | LogConsumer, topic: str, timeout: float = 60.0
+) -> set[int]:
     """The partitions of ``topic``, waiting for its metadata (a new topic takes a moment)."""
     deadline = time.monotonic() + timeout
     while not (partitions := consumer.partitions_for_topic(topic)):
@@ -181,7 +186,7 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 
 def group_lag(
-    admin_client: KafkaAdminClient, consumer: KafkaConsumer, group_id: str, topic: str
+    admin_client: KafkaAdminClient, consumer: LogConsumer, group_id: str, topic: str
 ) -> int:
     """Messages of ``topic`` that ``group_id`` has not committed yet.
 
@@ -189,7 +194,7 @@ def group_lag(
     at the earliest offset, so before the first answer every query waits (and with no
     labelers at all, nothing is answered). ``consumer`` reads the topic's offsets.
     """
-    partitions = [TopicPartition(topic, p) for p in sorted(partitions_of(consumer, topic))]
+    partitions = [Partition(topic, p) for p in sorted(partitions_of(consumer, topic))]
     found = admin_client.list_group_offsets({group_id: partitions}).get(group_id, {})
     # A partition without a commit comes back with offset -1.
     committed = {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kafka.consumer.fetcher import ConsumerRecord
+from stream_al.transport.base import Record
 
 REPLICA_HEADER = "stream_al.replica"
 QUERY_NUMBER_HEADER = "stream_al.query_number"
@@ -48,7 +48,7 @@ def query_headers(replica: str, number: int, samples_seen: int) -> list[tuple[st
     ]
 
 
-def query_origin(record: ConsumerRecord) -> QueryOrigin | None:
+def query_origin(record: Record) -> QueryOrigin | None:
     """The origin of an oracle record, or None for a record no stream_al replica wrote."""
     return query_origin_of(record.headers or [])
 

@@ -12,15 +12,13 @@ import logging
 import time
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaTimeoutError
-
 from stream_al.core.learner import ActiveLearner
 from stream_al.durability import CheckpointError, read_checkpoint
 from stream_al.durability.checkpoint import config_changes
 from stream_al.schemas import InvalidMessage, LabelMessage, decode_label
 from stream_al.settings import Settings, WarmStartSettings
 from stream_al.sim.files import read_examples
+from stream_al.transport import LogConsumer, TopicPartition, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +68,7 @@ def labels_from_file(options: WarmStartSettings) -> list[LabelMessage]:
 
 
 def replay_labels_topic(
-    consumer: KafkaConsumer, settings: Settings
+    consumer: LogConsumer, settings: Settings
 ) -> tuple[list[LabelMessage], dict[int, int]]:
     """The labels on the labels topic from its beginning, and the offsets of its end.
 
@@ -81,15 +79,15 @@ def replay_labels_topic(
     """
     assigned = list(consumer.assignment())
     ends = {tp.partition: end for tp, end in consumer.end_offsets(assigned).items()}
-    for tp, start in consumer.beginning_offsets(assigned).items():
-        consumer.seek(tp, start)
-    positions = {tp.partition: consumer.position(tp) for tp in assigned}
+    starts = consumer.beginning_offsets(assigned)
+    consumer.assign(starts)
+    positions = {tp.partition: start for tp, start in starts.items()}
     mapping = settings.mapping.for_labels()
     deadline = time.monotonic() + REPLAY_TIMEOUT_SECONDS
     history: list[tuple[int, int, int, LabelMessage]] = []
     while any(positions[p] < end for p, end in ends.items()):
         if time.monotonic() > deadline:
-            raise KafkaTimeoutError("could not read the labels topic to its end in time")
+            raise TransportError("could not read the labels topic to its end in time", True)
         for tp, records in consumer.poll(timeout_ms=200).items():
             for record in records:
                 if record.offset >= ends[tp.partition]:
@@ -102,7 +100,6 @@ def replay_labels_topic(
                 except InvalidMessage:
                     continue
                 history.append((record.timestamp, tp.partition, record.offset, label))
-    for partition, end in ends.items():
-        consumer.seek(TopicPartition(settings.topics.labels, partition), end)
+    consumer.assign({TopicPartition(settings.topics.labels, p): end for p, end in ends.items()})
     history.sort(key=lambda entry: entry[:3])
     return [label for *_, label in history], ends

@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -16,11 +17,15 @@ from stream_al.service.app import Service
 from stream_al.service.metrics import ServiceMetrics
 from stream_al.settings import Settings
 
+#: The Kafka client of the service under test: set per test by the ``kafka_client``
+#: fixture, which runs a module's tests on each client.
+CLIENT: ContextVar[str] = ContextVar("CLIENT", default="kafka-python")
+
 
 def service_settings(
     bootstrap: str, learner: LearnerConfig, partitions: int = 3, **overrides: Any
 ) -> Settings:
-    """Settings with topics and a consumer group no other test uses."""
+    """Settings with topics and a consumer group no other test uses, on ``CLIENT``."""
     run = uuid.uuid4().hex[:10]
     topics = {
         name: f"test-{run}.{name}"
@@ -28,7 +33,11 @@ def service_settings(
     }
     values: dict[str, Any] = {
         # The tests write samples before the service joins its group.
-        "kafka": {"bootstrap_servers": bootstrap, "auto_offset_reset": "earliest"},
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "auto_offset_reset": "earliest",
+            "client": CLIENT.get(),
+        },
         "topics": {**topics, "partitions": partitions},
         "group_id": f"test-{run}",
         "replica_id": f"replica-{run}",

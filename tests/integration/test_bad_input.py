@@ -41,7 +41,7 @@ from stream_al.settings import Settings
 from stream_al.sim.datasets import Example, stream
 from tests.integration.harness import header, read_topic, service_settings
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.usefixtures("kafka_client")]
 
 DATASET = "image-segments"  # seven classes: room for labels outside the configured set
 CHUNKS, CHUNK_SIZE, PROBES = 4, 150, 200

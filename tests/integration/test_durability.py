@@ -46,7 +46,7 @@ from stream_al.sim.datasets import Example, stream
 from tests.integration.harness import ServiceThread, header, read_topic, service_settings
 from tests.kafka_broker import LocalKafka, free_port
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.usefixtures("kafka_client")]
 
 DATASET = "bananas"
 BUDGET = 0.1

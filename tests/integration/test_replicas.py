@@ -13,7 +13,7 @@ from stream_al.demo.feeder import produce
 from stream_al.demo.oracle import answer_queries
 from tests.integration.harness import ServiceThread, read_topic, service_settings, wait_until
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.usefixtures("kafka_client")]
 
 SAMPLES = 2000
 

@@ -30,7 +30,7 @@ from tests.integration.harness import (
     until_learned,
 )
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.usefixtures("kafka_client")]
 
 DATASET = "bananas"
 BUDGET = 0.1

@@ -8,13 +8,13 @@ import random
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.coordinator.base import MemberState
-from kafka.errors import KafkaTimeoutError
 
 from stream_al.core.config import LearnerConfig, ModelConfig
 from stream_al.schemas import LabelMessage, Sample, encode
 from stream_al.service.app import Service
 from stream_al.service.dead_letters import REASON_HEADER
 from stream_al.service.metrics import ServiceMetrics
+from stream_al.transport import TransportError
 from tests.integration.harness import (
     ServiceThread,
     header,
@@ -25,7 +25,7 @@ from tests.integration.harness import (
     wait_until,
 )
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.usefixtures("kafka_client")]
 
 
 def test_values_the_model_cannot_take_are_dead_lettered_and_the_service_goes_on(
@@ -81,7 +81,11 @@ def test_values_the_model_cannot_take_are_dead_lettered_and_the_service_goes_on(
     assert all(json.loads(r.value)["features"]["x"] in (1e308, -1e308) for r in dead)
 
 
-def test_a_member_stuck_in_a_rebalance_joins_the_group_afresh(kafka_bootstrap: str) -> None:
+def test_a_member_stuck_in_a_rebalance_joins_the_group_afresh(
+    kafka_bootstrap: str, kafka_client: str
+) -> None:
+    if kafka_client != "kafka-python":
+        pytest.skip("a stall of kafka-python 3.0's coordinator; librdkafka rejoins by itself")
     settings = service_settings(kafka_bootstrap, LearnerConfig(), partitions=2)
     service = Service(settings, metrics=ServiceMetrics(port=0))
     service.connect()
@@ -95,7 +99,7 @@ def test_a_member_stuck_in_a_rebalance_joins_the_group_afresh(kafka_bootstrap: s
         stuck = service._samples
         assert stuck is not None
         # What kafka-python 3.0 rarely leaves behind: a join that never completes.
-        stuck._coordinator.state = MemberState.REBALANCING
+        stuck._consumer._coordinator.state = MemberState.REBALANCING  # type: ignore[attr-defined]
         service._unstable_since = 0.0  # since long ago
         service._watch_group_membership()
         assert service._samples is not stuck
@@ -134,7 +138,7 @@ def test_a_step_cut_short_by_kafka_loses_none_of_the_samples_it_had_polled(
         # The producer gives up on the fifth sample, in the middle of a polled batch.
         if len(handled) == 4 and "timeout" not in handled:
             handled.append("timeout")
-            raise KafkaTimeoutError("metadata not available")
+            raise TransportError("metadata not available", retriable=True)
         handled.append(record.key.decode())
         handle_sample(record)
 
