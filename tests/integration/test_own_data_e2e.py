@@ -72,6 +72,7 @@ def _write_own_csv(path: Path, rows: int, seed: int) -> None:
             writer.writerow([f"o-{i}", f"{amount:.4f}", country, returning, score, label])
 
 
+@pytest.mark.usefixtures("kafka_client")  # decisions and replay alike on both
 def test_a_csv_gives_the_same_decisions_in_the_simulator_and_the_service(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -178,6 +179,7 @@ def _accuracy(learner: ActiveLearner, examples: list[Example]) -> float:
     return right / len(examples)
 
 
+@pytest.mark.usefixtures("kafka_client")  # decisions and replay alike on both
 def test_a_restart_without_checkpoint_is_warm_from_the_labels_topic(kafka_bootstrap: str) -> None:
     learner = LearnerConfig(strategy=StrategyConfig(budget=0.05))
     settings = service_settings(kafka_bootstrap, learner)
