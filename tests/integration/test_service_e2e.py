@@ -99,6 +99,12 @@ def test_a_dataset_flows_through_the_service(kafka_bootstrap: str) -> None:
                     producer.send(settings.topics.samples, key=key, value=value)
             producer.flush()
             until_learned(service, end)
+        service._update_gauges()
+        lag = service.metrics.registry.get_sample_value(
+            "stream_al_consumer_lag_messages",
+            {"topic": settings.topics.samples, "partition": "0"},
+        )
+        assert lag == 0, f"consumer lag {lag} once every sample is scored"
     finally:
         producer.close()
         oracle_stop.set()
