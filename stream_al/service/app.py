@@ -121,7 +121,6 @@ class Service:
             if metrics is not None
             else ServiceMetrics(settings.metrics.host, settings.metrics.port)
         )
-        self.metrics.set_readiness(self.readiness)
         #: partition -> next offset to read, of the labels and of the oracle topic: what
         #: the learner reflects, and what a checkpoint records.
         self.label_offsets: dict[int, int] = {}
@@ -150,6 +149,8 @@ class Service:
         self._unstable_since: float | None = None
         self._admin: Any = None
         self._last_backlog_read = -math.inf
+        # Last: the metrics thread may ask for readiness from now on.
+        self.metrics.set_readiness(self.readiness)
 
     # -- life cycle --------------------------------------------------------------------------
 

@@ -111,9 +111,9 @@ def client_config(settings: Settings) -> dict[str, Any]:
 
 
 def _log_client_error(error: Any) -> None:
-    # The cluster going away is reported here and retried by librdkafka itself; the
-    # service notices through its calls and its broker probe.
-    log.warning("librdkafka: %s", error)
+    # The cluster going away is reported here and retried by librdkafka itself, which
+    # logs it too; the service notices through its calls and its broker probe.
+    log.debug("librdkafka: %s", error)
 
 
 def _oauth_callback(name: str) -> Any:
