@@ -1,6 +1,6 @@
 """Process CPU per sample of ``ActiveLearner.score``, split into its parts.
 
-Usage: python bench/score_cost.py [--samples N] [--rounds R]
+Usage: python bench/score_cost.py [--samples N] [--rounds R] [--against GIT_REF]
 
 The learner is the one ``bench/throughput.py`` runs: logistic regression warmed on 2,000
 labels, the default strategy (adaptive, margin, budget 0.05), scoring hyperplane samples.
@@ -12,19 +12,26 @@ the same N samples:
   strategy  the whole ``learner.score`` (on a fresh copy of the warm learner each round),
             minus predict + measure: the policy's decision and the learner's bookkeeping.
 
-Figures are the median over rounds of ``time.process_time`` per sample (us), and
-``score / predict``: the ratio is the steadier figure on a shared machine, since load
-inflates both sides alike. Target (issue 12): score <= 6 us.
+Figures are the best over rounds of ``time.process_time`` per sample (us): load on a
+shared machine only ever adds time. With ``--against REF`` (e.g. the commit before the
+lean core) the same rounds also run on that revision of ``stream_al``, checked out in a
+temporary git worktree (removed on exit), each round one fresh process per side,
+alternating, so that load hits both alike; then the ratio of the two is the figure to
+trust. Target (issue 12): score <= 6 us.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import statistics
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.core.learner import ActiveLearner
@@ -50,12 +57,8 @@ def cpu_per_sample(run: Callable[[], None], n: int) -> float:
     return (time.process_time() - started) / n * 1e6
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--samples", type=int, default=50_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    n = args.samples
+def one_round(n: int) -> dict[str, float]:
+    """One round in this process: CPU us per sample of each part, and the queries made."""
     examples = list(stream("hyperplane"))
     samples = [Sample(id=f"s-{i}", features=examples[i % len(examples)].features) for i in range(n)]
     features = [sample.features for sample in samples]
@@ -72,32 +75,82 @@ def main() -> int:
         for x in features:
             measure(model, x, predict_proba_one(x))
 
-    times: dict[str, list[float]] = {"predict": [], "predict+measure": [], "score": []}
-    queried = 0
-    for _ in range(args.rounds):
-        times["predict"].append(cpu_per_sample(predict, n))
-        times["predict+measure"].append(cpu_per_sample(predict_measure, n))
-        learner = copy.deepcopy(warm)
+    learner = copy.deepcopy(warm)
+
+    def score_all() -> None:
         score = learner.score
-        results = []
+        for sample in samples:
+            score(sample, 0.0)
 
-        def score_all(score: Callable[..., object] = score, results: list = results) -> None:
-            for sample in samples:
-                results.append(score(sample, 0.0))
+    return {
+        "predict": cpu_per_sample(predict, n),
+        "predict+measure": cpu_per_sample(predict_measure, n),
+        "score": cpu_per_sample(score_all, n),
+        "queries": learner.policy.queries,
+    }
 
-        times["score"].append(cpu_per_sample(score_all, n))
-        queried = learner.policy.queries
-    p, pm, s = (statistics.median(times[k]) for k in ("predict", "predict+measure", "score"))
-    print(
-        f"learner.score, logreg warmed on 2,000 labels, hyperplane, {n} samples, "
-        f"median of {args.rounds} rounds (process CPU, us per sample)"
-    )
+
+def in_process(n: int, source: Path) -> dict[str, float]:
+    """``one_round`` in a fresh interpreter importing ``stream_al`` from ``source``."""
+    env = os.environ | {"PYTHONPATH": str(source)}
+    command = [sys.executable, __file__, "--one-round", "--samples", str(n)]
+    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout)
+
+
+def best(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {key: min(r[key] for r in rounds) for key in rounds[0]}
+
+
+def report(name: str, figures: dict[str, float]) -> None:
+    p, pm, s = figures["predict"], figures["predict+measure"], figures["score"]
+    print(f"{name}")
     print(f"  predict                 {p:7.2f}")
     print(f"  measure                 {pm - p:7.2f}")
     print(f"  strategy + bookkeeping  {s - pm:7.2f}")
     print(f"  learner.score           {s:7.2f}   (target <= 6)")
     print(f"  score / predict         {s / p:7.2f}")
-    print(f"  queries in the last round: {queried} of {n}")
+    print(f"  queries                 {figures['queries']:7.0f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--against", metavar="GIT_REF", help="also time this revision")
+    parser.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    n = args.samples
+    if args.one_round:
+        print(json.dumps(one_round(n)))
+        return 0
+    print(
+        f"learner.score, logreg warmed on 2,000 labels, hyperplane, {n} samples, "
+        f"best of {args.rounds} rounds (process CPU, us per sample)"
+    )
+    if args.against is None:
+        report("this tree", best([one_round(n) for _ in range(args.rounds)]))
+        return 0
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "against"
+        git = ["git", "-C", str(root)]
+        subprocess.run([*git, "worktree", "add", "--quiet", "--detach", str(tree), args.against])
+        try:
+            old: list[dict[str, float]] = []
+            new: list[dict[str, float]] = []
+            for _ in range(args.rounds):
+                old.append(in_process(n, tree))
+                new.append(in_process(n, root))
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
+    before, after = best(old), best(new)
+    report(f"{args.against}", before)
+    report("this tree", after)
+    print(f"  score, {args.against} / this tree: {before['score'] / after['score']:.2f}x")
+    if before["queries"] != after["queries"]:
+        print("  the two made different numbers of queries: decisions changed")
+        return 1
     return 0
 
 
