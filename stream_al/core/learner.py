@@ -21,7 +21,14 @@ from stream_al.core.pending import Lookup, PendingQuery, PendingStore
 from stream_al.core.strategies import Selection, build_policy
 from stream_al.core.types import ClassLabel, Features, Proba
 from stream_al.core.uncertainty import build_measure
-from stream_al.schemas import LabelMessage, MetadataValue, Prediction, Query, Sample
+from stream_al.schemas import (
+    LabelMessage,
+    MetadataValue,
+    Prediction,
+    Query,
+    Sample,
+    encode_prediction,
+)
 
 
 class ModelError(ValueError):
@@ -81,6 +88,20 @@ class Scored:
     @property
     def queried(self) -> bool:
         return self.asked_before or any(query.id == self.sample_id for query in self.queries)
+
+    def encoded_prediction(self, sample: Sample, model_version: int) -> bytes:
+        """``encode(self.prediction(sample, model_version))``, without building the model
+        (the service's per-sample path)."""
+        return encode_prediction(
+            self.sample_id,
+            self.label,
+            self.probabilities,
+            self.uncertainty,
+            self.queried,
+            model_version,
+            sample.timestamp,
+            sample.metadata,
+        )
 
     def prediction(self, sample: Sample, model_version: int) -> Prediction:
         """What downstream receives for ``sample``: this outcome, with the sample's own

@@ -12,10 +12,40 @@ for the predictions and queries built from it.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tests.unit.decode_corpus import GOLDEN, cases, encodings, outcome
+from stream_al import schemas
+from stream_al.core.config import LearnerConfig, StrategyConfig
+from stream_al.core.learner import ActiveLearner, ModelError
+from stream_al.schemas import (
+    InvalidMessage,
+    LabelMessage,
+    Sample,
+    decode_sample,
+    encode,
+    encode_prediction,
+)
+from tests.unit.decode_corpus import (
+    GOLDEN,
+    MAPPINGS,
+    PREDICTIONS,
+    _short,
+    cases,
+    encodings,
+    outcome,
+)
+from tests.unit.test_bad_input_properties import (
+    PROPERTY_SETTINGS,
+    _dump,
+    json_values,
+    label_like,
+    sample_like,
+    valid_samples,
+)
 
 _golden = json.loads(GOLDEN.read_text())
 _cases = cases()
@@ -34,3 +64,67 @@ def test_each_message_decodes_as_before(name: str) -> None:
     case = _cases[name]
     assert outcome(case) == _golden[name]["outcome"]
     assert encodings(case) == _golden[name].get("encoded")
+
+
+# -- the fast path against the reference path, on generated messages ---------------------
+
+
+def _either(decode: Any, raw: bytes, model: Any, reason: Any) -> tuple[str, str, str]:
+    try:
+        message = decode(raw, model, reason, 1_000_000)
+    except InvalidMessage as error:
+        return ("dead", error.reason, error.detail)
+    return ("ok", repr(message), "")
+
+
+def _same_both_ways(raw: bytes) -> None:
+    for model, reason in ((Sample, "invalid_sample"), (LabelMessage, "invalid_label")):
+        fast = _either(schemas._decode, raw, model, reason)
+        assert fast == _either(schemas._decode_reference, raw, model, reason)
+
+
+@PROPERTY_SETTINGS
+@given(value=st.one_of(sample_like, label_like, json_values), ascii_only=st.booleans())
+def test_the_fast_decoder_agrees_with_the_reference_on_any_json(
+    value: Any, ascii_only: bool
+) -> None:
+    _same_both_ways(_dump(value, ascii_only))
+
+
+@PROPERTY_SETTINGS
+@given(sample=valid_samples)
+def test_the_fast_decoder_agrees_with_the_reference_on_valid_samples(sample: Sample) -> None:
+    _same_both_ways(encode(sample))
+
+
+@PROPERTY_SETTINGS
+@given(raw=st.binary(max_size=200))
+def test_the_fast_decoder_agrees_with_the_reference_on_any_bytes(raw: bytes) -> None:
+    _same_both_ways(raw)
+
+
+# -- the fast prediction encoder against the golden bytes --------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(n for n in _golden if "encoded" in _golden[n]))
+def test_encode_prediction_writes_the_golden_bytes(name: str) -> None:
+    _, raw, max_bytes, mapping, key = _cases[name]
+    sample = decode_sample(raw, max_bytes, MAPPINGS[mapping] if mapping else None, key)
+    for i, (label, proba, uncertainty) in enumerate(PREDICTIONS):
+        fields = (sample.id, label, proba, uncertainty, bool(i % 2), i * 1000)
+        written = encode_prediction(*fields, sample.timestamp, sample.metadata)
+        assert _short(written.decode()) == _golden[name]["encoded"][f"prediction-{i}"]
+
+
+@PROPERTY_SETTINGS
+@given(sample=valid_samples)
+def test_a_scored_sample_encodes_as_its_prediction_model(sample: Sample) -> None:
+    learner = ActiveLearner(LearnerConfig(strategy=StrategyConfig(budget=0.5, warmup=1)))
+    learner.learn(LabelMessage(id="t", label="yes", features={"x": 1.0}), now=0.0)
+    learner.learn(LabelMessage(id="u", label="no", features={"x": -1.0}), now=0.0)
+    try:
+        scored = learner.score(sample, now=1.0)
+    except ModelError:
+        return
+    version = learner.labels_learned
+    assert scored.encoded_prediction(sample, version) == encode(scored.prediction(sample, version))
