@@ -325,6 +325,8 @@ def _decode_json(raw: bytes, max_bytes: int) -> Any:
 
 #: Only a message with such an escape can hold a lone surrogate: the walk is rare.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: U+D800..U+DFFF encoded as UTF-8 bytes: never valid UTF-8.
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -392,9 +394,17 @@ def _decode_reference(
         except MappingError as exc:
             raise InvalidMessage(reason, str(exc)) from exc
     try:
-        return model.model_validate(data)
+        message = model.model_validate(data)
     except ValidationError as exc:
         raise InvalidMessage(reason, _describe(exc)) from exc
+    if (surrogate := _RAW_SURROGATE.search(raw)) is not None:
+        # json.loads reads bytes with "surrogatepass": a surrogate written as raw bytes
+        # (invalid UTF-8, CESU-8 pairs included) came through as a lone one, and the
+        # message could not be encoded again. Checked last, so that a message refused for
+        # another reason keeps that reason.
+        at = surrogate.start()
+        raise InvalidMessage("not_json", f"not UTF-8: a UTF-16 surrogate encoded at byte {at}")
+    return message
 
 
 def decode_sample(

@@ -128,3 +128,27 @@ def test_a_scored_sample_encodes_as_its_prediction_model(sample: Sample) -> None
         return
     version = learner.labels_learned
     assert scored.encoded_prediction(sample, version) == encode(scored.prediction(sample, version))
+
+
+# -- surrogates written as raw bytes -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id": "a", "features": {"c": "\xed\xa0\x80"}}',  # U+D800 as 3 bytes
+        b'{"id": "a\xed\xbf\xbf", "features": {}}',  # U+DFFF in the id
+        b'{"id": "a", "features": {"\xed\xa0\xbd\xed\xb8\x80": 1}}',  # a pair, CESU-8
+        b'{"id": "a", "features": {}, "metadata": {"m": "\xed\xb0\x80"}}',
+    ],
+)
+def test_a_surrogate_in_raw_bytes_is_refused_like_an_escaped_one(raw: bytes) -> None:
+    # json.loads reads bytes with "surrogatepass": without this refusal the sample decoded,
+    # and its query (or prediction) could not be encoded: the service would stop on it.
+    # (pydantic refuses some of them itself, as strings it cannot read: invalid_sample.)
+    with pytest.raises(InvalidMessage) as caught:
+        decode_sample(raw)
+    if caught.value.reason != "invalid_sample":
+        assert caught.value.reason == "not_json"
+        assert "surrogate" in caught.value.detail
+    caught.value.detail.encode()
