@@ -152,3 +152,25 @@ def test_a_surrogate_in_raw_bytes_is_refused_like_an_escaped_one(raw: bytes) -> 
         assert caught.value.reason == "not_json"
         assert "surrogate" in caught.value.detail
     caught.value.detail.encode()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b"9" * 4301,
+        b"-" + b"9" * 5000,
+        b"1e400",
+        b"NaN",
+        b"-Infinity",
+        b"[" * 500 + b"]" * 500,
+        b"[" * 3000 + b"]" * 3000,
+        rb'"\ud800"',
+        b"1." + b"9" * 5000,
+        b'{"a": ' * 300 + b"1" + b"}" * 300,
+    ],
+)
+def test_an_ignored_field_is_read_alike_by_both_paths(extra: bytes) -> None:
+    # Top-level fields other than the schema's are ignored, but they are still parsed:
+    # whatever json.loads refuses in them (too many digits, too deep), the fast path must
+    # not let through.
+    _same_both_ways(b'{"id": "a", "features": {}, "label": "x", "extra": ' + extra + b"}")
