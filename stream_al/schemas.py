@@ -34,10 +34,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    TypeAdapter,
     ValidationError,
     WithJsonSchema,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from stream_al.core.types import ClassLabel, FeatureValue, QueryReason
 from stream_al.mapping import FieldMapping, MappingError, to_envelope
@@ -248,6 +250,58 @@ class Prediction(_Wire):
     metadata: dict[str, MetadataValue] | None = None
 
 
+class _PredictionFields(TypedDict):
+    """``Prediction``'s fields as a plain dict, for ``encode_prediction``."""
+
+    id: str
+    label: ClassLabel | None
+    probabilities: dict[ClassLabel, float]
+    uncertainty: float
+    queried: bool
+    model_version: int
+    timestamp: datetime | None
+    metadata: dict[str, MetadataValue] | None
+
+
+#: Serialises the dict with the same pydantic-core serializers as ``Prediction`` (same
+#: field order, float and datetime formats), without building and validating a model.
+_PREDICTION_JSON: TypeAdapter[_PredictionFields] = TypeAdapter(_PredictionFields)
+
+
+def encode_prediction(
+    id: str,
+    label: ClassLabel | None,
+    probabilities: dict[ClassLabel, float],
+    uncertainty: float,
+    queried: bool,
+    model_version: int,
+    timestamp: datetime | None = None,
+    metadata: dict[str, MetadataValue] | None = None,
+) -> bytes:
+    """The bytes ``encode(Prediction(...))`` writes for these fields, about twice as fast.
+
+    The caller vouches for the types (the learner's own output, a validated sample's time
+    and metadata): nothing is validated here. Byte-for-byte the same as the model's JSON
+    (tests/unit/test_decode_corpus.py).
+
+    >>> encode_prediction("s-1", "a", {"a": 0.75, "b": 0.25}, 0.5, False, 3)
+    b'{"id":"s-1","label":"a","probabilities":{"a":0.75,"b":0.25},"uncertainty":0.5,\
+"queried":false,"model_version":3,"timestamp":null,"metadata":null}'
+    """
+    return _PREDICTION_JSON.dump_json(
+        {
+            "id": id,
+            "label": label,
+            "probabilities": probabilities,
+            "uncertainty": uncertainty,
+            "queried": queried,
+            "model_version": model_version,
+            "timestamp": timestamp,
+            "metadata": metadata,
+        }
+    )
+
+
 def _decode_json(raw: bytes, max_bytes: int) -> Any:
     if len(raw) > max_bytes:
         raise InvalidMessage("too_large", f"message is {len(raw)} bytes, the limit is {max_bytes}")
@@ -271,6 +325,8 @@ def _decode_json(raw: bytes, max_bytes: int) -> Any:
 
 #: Only a message with such an escape can hold a lone surrogate: the walk is rare.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: U+D800..U+DFFF encoded as UTF-8 bytes: never valid UTF-8.
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -305,6 +361,32 @@ def _decode(
     mapping: FieldMapping | None = None,
     key: bytes | None = None,
 ) -> _M:
+    if mapping is None and len(raw) <= max_bytes and not _SURROGATE_ESCAPE.search(raw):
+        # The fast path: pydantic parses and validates in one pass (jiter), about twice as
+        # fast as json.loads then model_validate. It accepts exactly what the reference
+        # path below accepts, with the same values (tests/unit/test_decode_corpus.py): it
+        # refuses NaN, BOMs, UTF-16, invalid UTF-8 and numbers past 4,300 digits at parse
+        # time, and integers of any size come out exact. A lone surrogate escape (which
+        # jiter would read differently) always takes the reference path. Anything it
+        # refuses goes to the reference path too, which says why in its own words: the
+        # dead-letter reasons and details stay exactly what they were.
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError:
+            pass
+    return _decode_reference(raw, model, reason, max_bytes, mapping, key)
+
+
+def _decode_reference(
+    raw: bytes,
+    model: type[_M],
+    reason: DeadLetterReason,
+    max_bytes: int,
+    mapping: FieldMapping | None = None,
+    key: bytes | None = None,
+) -> _M:
+    """The reference decoder: ``json.loads``, the checks on the parsed JSON, the mapping,
+    then validation. Every dead-letter detail comes from here."""
     data = _decode_json(raw, max_bytes)
     if mapping is not None:
         try:
@@ -312,9 +394,17 @@ def _decode(
         except MappingError as exc:
             raise InvalidMessage(reason, str(exc)) from exc
     try:
-        return model.model_validate(data)
+        message = model.model_validate(data)
     except ValidationError as exc:
         raise InvalidMessage(reason, _describe(exc)) from exc
+    if (surrogate := _RAW_SURROGATE.search(raw)) is not None:
+        # json.loads reads bytes with "surrogatepass": a surrogate written as raw bytes
+        # (invalid UTF-8, CESU-8 pairs included) came through as a lone one, and the
+        # message could not be encoded again. Checked last, so that a message refused for
+        # another reason keeps that reason.
+        at = surrogate.start()
+        raise InvalidMessage("not_json", f"not UTF-8: a UTF-16 surrogate encoded at byte {at}")
+    return message
 
 
 def decode_sample(

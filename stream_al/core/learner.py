@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from math import isfinite
 from typing import Any
 
 from stream_al.core.aggregation import AggregationConfig, Aggregator, AnswerKind, Verdict
@@ -18,10 +18,17 @@ from stream_al.core.estimate import AccuracyEstimate, EstimateKind, EstimateScop
 from stream_al.core.models import build_model
 from stream_al.core.pace import LabelPace
 from stream_al.core.pending import Lookup, PendingQuery, PendingStore
-from stream_al.core.strategies import build_policy
+from stream_al.core.strategies import Selection, build_policy
 from stream_al.core.types import ClassLabel, Features, Proba
 from stream_al.core.uncertainty import build_measure
-from stream_al.schemas import LabelMessage, MetadataValue, Prediction, Query, Sample
+from stream_al.schemas import (
+    LabelMessage,
+    MetadataValue,
+    Prediction,
+    Query,
+    Sample,
+    encode_prediction,
+)
 
 
 class ModelError(ValueError):
@@ -59,9 +66,13 @@ class LabelStatus(StrEnum):
     CORRECTED = "corrected"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Scored:
-    """The outcome of scoring one sample."""
+    """The outcome of scoring one sample (read-only by contract).
+
+    Not ``frozen``: a frozen dataclass pays ``object.__setattr__`` per field, which was a
+    tenth of ``ActiveLearner.score``; nothing assigns to it.
+    """
 
     sample_id: str
     label: ClassLabel | None
@@ -77,6 +88,20 @@ class Scored:
     @property
     def queried(self) -> bool:
         return self.asked_before or any(query.id == self.sample_id for query in self.queries)
+
+    def encoded_prediction(self, sample: Sample, model_version: int) -> bytes:
+        """``encode(self.prediction(sample, model_version))``, without building the model
+        (the service's per-sample path)."""
+        return encode_prediction(
+            self.sample_id,
+            self.label,
+            self.probabilities,
+            self.uncertainty,
+            self.queried,
+            model_version,
+            sample.timestamp,
+            sample.metadata,
+        )
 
     def prediction(self, sample: Sample, model_version: int) -> Prediction:
         """What downstream receives for ``sample``: this outcome, with the sample's own
@@ -135,9 +160,10 @@ class RollingMean:
         self._total = 0.0
 
     def add(self, value: float) -> None:
-        if len(self._values) == self._values.maxlen:
-            self._total -= self._values[0]
-        self._values.append(value)
+        values = self._values
+        if len(values) == values.maxlen:
+            self._total -= values[0]
+        values.append(value)
         self._total += value
 
     @property
@@ -219,35 +245,79 @@ class ActiveLearner:
         Raises ``ModelError`` (and changes nothing) when the model's probabilities or
         the uncertainty are not finite numbers: such a sample gets no decision.
         """
-        now = time.time() if now is None else now
+        # The hot path: per sample only the prediction, the measure and the policy's
+        # decision; what a query needs (its message, the pending entry, the clock as a
+        # datetime) is built only for the samples asked about.
         x = sample.features
-        proba = self.model.predict_proba_one(x)
-        label = max(proba, key=proba.__getitem__) if proba else None
-        uncertainty = self.measure(self.model, x, proba)
-        if not (math.isfinite(uncertainty) and all(map(math.isfinite, proba.values()))):
+        sample_id = sample.id
+        model = self.model
+        proba = model.predict_proba_one(x)
+        if len(proba) == 2:  # max() by probability, first of equals, without the call
+            first, second = proba
+            label: ClassLabel | None = second if proba[second] > proba[first] else first
+        else:
+            label = max(proba, key=proba.__getitem__) if proba else None
+        measure = self.measure
+        of_proba = measure.of_proba
+        uncertainty = of_proba(proba) if of_proba is not None else measure(model, x, proba)
+        if not (isfinite(uncertainty) and all(map(isfinite, proba.values()))):
             raise ModelError(
                 f"the model gave non-finite values (probabilities {proba}, uncertainty "
                 f"{uncertainty}) for these features"
             )
-        if self.knows(sample.id):
-            return Scored(sample.id, label, proba, uncertainty, (), asked_before=True)
+        if sample_id in self.pending._entries or sample_id in self._learned_ids:  # knows()
+            return Scored(sample_id, label, proba, uncertainty, (), asked_before=True)
         self.samples_seen += 1
-
-        self._recent[sample.id] = _Recent(
-            x, label, proba, uncertainty, sample.timestamp, sample.metadata
-        )
-        self._recent.move_to_end(sample.id)
-        while len(self._recent) > self.policy.lookback:
-            self._recent.popitem(last=False)
-
+        policy = self.policy
+        if policy.lookback > 1:
+            # A pool may ask about any of its last ``lookback`` samples: keep them. A
+            # stream strategy asks about the sample in hand or none, from the locals.
+            recent = self._recent
+            recent.pop(sample_id, None)
+            recent[sample_id] = _Recent(
+                x, label, proba, uncertainty, sample.timestamp, sample.metadata
+            )
+            while len(recent) > policy.lookback:
+                recent.popitem(last=False)
         if self.pace is not None:
+            if now is None:
+                now = time.time()
             self.pace.observe(sample.timestamp.timestamp() if sample.timestamp else now)
-            self.policy.set_budget(self.pace.share())
+            policy.set_budget(self.pace.share())
+        selections = policy.offer(sample_id, uncertainty, x)
+        if selections:
+            queries = self._queries(sample, label, proba, uncertainty, selections, now)
+            self.recent_query_rate.add(len(queries))
+            return Scored(sample_id, label, proba, uncertainty, queries)
+        # RollingMean.add(0) inlined; adding 0 to the total changes no bit of it.
+        counts = self.recent_query_rate._values
+        if len(counts) == counts.maxlen:
+            self.recent_query_rate._total -= counts[0]
+        counts.append(0)
+        return Scored(sample_id, label, proba, uncertainty, ())
+
+    def _queries(
+        self,
+        sample: Sample,
+        label: ClassLabel | None,
+        proba: Proba,
+        uncertainty: float,
+        selections: list[Selection],
+        now: float | None,
+    ) -> tuple[Query, ...]:
+        """The queries of ``selections`` (``sample`` the one just scored), now pending."""
+        now = time.time() if now is None else now
+        created_at = datetime.fromtimestamp(now, UTC)
         queries = []
-        for selection in self.policy.offer(sample.id, uncertainty, x):
-            picked = self._recent[selection.key]
+        for selection in selections:
             decision = selection.decision
             assert decision.reason is not None
+            if selection.key == sample.id:
+                picked = _Recent(
+                    sample.features, label, proba, uncertainty, sample.timestamp, sample.metadata
+                )
+            else:
+                picked = self._recent[selection.key]
             queries.append(
                 Query(
                     id=selection.key,
@@ -258,16 +328,14 @@ class ActiveLearner:
                     strategy=self.config.strategy.name,
                     reason=decision.reason,
                     threshold=decision.threshold,
-                    created_at=datetime.fromtimestamp(now, UTC),
+                    created_at=created_at,
                     classes=self.classes,
                     timestamp=picked.timestamp,
                     metadata=picked.metadata,
                 )
             )
             self.pending.add(selection.key, PendingQuery(picked.features, picked.label, now), now)
-        scored = Scored(sample.id, label, proba, uncertainty, tuple(queries))
-        self.recent_query_rate.add(len(queries))
-        return scored
+        return tuple(queries)
 
     def reconfigure(self, config: LearnerConfig) -> None:
         """Apply a new configuration of everything but the model (a restored learner).
@@ -282,6 +350,7 @@ class ActiveLearner:
         policy.take_over(self.policy)
         policy.monitor.open_max = config.pending_max
         self.policy = policy
+        self._recent.clear()  # the new policy's selections refer to samples from now on
         if _pace_settings(config.strategy) != _pace_settings(self.config.strategy):
             self.pace = _pace(config.strategy)
         self.measure = build_measure(config.measure, config.model, self.model)

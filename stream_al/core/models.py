@@ -246,10 +246,25 @@ class ScaledLogisticRegression(base.Classifier):
         return {c: 1.0 / len(classes) for c in classes}
 
     def predict_proba_one(self, x: Mapping[str, Any]) -> dict[ClassLabel, float]:  # type: ignore[override]
-        if not self._classes:
+        classes = self._classes
+        if len(classes) == 2:
+            # The hot path of a binary stream, inlined: the same operations as
+            # _head_sigmoids and _proba_from_sigmoids in the same order (so the same bits),
+            # without their calls, list and zip.
+            means, inv_stds = self._means, self._inv_stds
+            try:  # _scale's fast path, inlined: numbers only, all seen before, all finite
+                z: dict[Hashable, float] = {k: (v - means[k]) * inv_stds[k] for k, v in x.items()}
+                if not -_INF < sum(z.values()) < _INF:
+                    z = self._scale(x)
+            except (KeyError, TypeError):
+                z = self._scale(x)
+            raw = self._heads[0].dot(z) + self._intercepts[0]
+            p = 0.0 if raw < -30.0 else 1.0 if raw > 30.0 else 1.0 / (1.0 + math.exp(-raw))
+            return {classes[0]: p, classes[1]: 1.0 - p}
+        if not classes:
             return {}
-        if len(self._classes) == 1:
-            return {self._classes[0]: 1.0}
+        if len(classes) == 1:
+            return {classes[0]: 1.0}
         return self._proba_from_sigmoids(self._head_sigmoids(self._scale(x)))
 
     def expected_gradient_length(self, x: Mapping[str, Any]) -> float:

@@ -482,8 +482,8 @@ class Service:
             self._send(topics.oracle, query.id, encode(query), headers, query_id=query.id)
             self.metrics.query_sent(query.reason)
         if topics.predictions:
-            prediction = scored.prediction(sample, self.learner.labels_learned)
-            self._send(topics.predictions, sample.id, encode(prediction))
+            prediction = scored.encoded_prediction(sample, self.learner.labels_learned)
+            self._send(topics.predictions, sample.id, prediction)
             self.metrics.prediction_sent()
 
     def _reject_sample(self, record: Record, reason: DeadLetterReason, detail: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 from stream_al.core.strategies.base import Decision, Selection
@@ -94,36 +95,57 @@ class AdaptiveQuantile(Selector):
         return self.window.quantile(1.0 - self._rate)
 
     def offer(self, key: str, uncertainty: float, taken: bool, ledger: Ledger) -> list[Selection]:
-        deficit = ledger.deficit + self.loan(ledger)
-        self._rate = paced_rate(ledger.uncertain_budget, deficit, ledger.budget, self.pacing_labels)
-        below, equal = self.window.count_below(uncertainty)
-        size = len(self.window)
+        # The per-sample hot path of the default strategy: ``loan``, ``paced_rate``,
+        # ``Ledger.deficit``/``selectable`` and ``SlidingWindow.count_below`` are inlined
+        # (the same operations in the same order, so the same bits; the decision golden
+        # in tests/unit checks it): their calls were most of the strategy's cost.
+        budget = ledger.budget
+        seen = ledger.seen
+        head_start = self.head_start
+        if head_start == 0:
+            loan = 0.0
+        else:
+            left = 1.0 - seen / (2 * head_start)
+            loan = budget * head_start * (left if left > 0.0 else 0.0)
+        deficit = (budget * seen + ledger.allowance_offset - ledger.queried - ledger.saved) + loan
+        base = budget * (1.0 - ledger.exploration)
+        pacing = self.pacing_labels
+        rate = base + deficit * budget / pacing
+        rate = rate if rate > 0.0 else 0.0
+        rate = rate if rate < 1.0 else 1.0
+        self._rate = rate
+        window = self.window
+        ranked = window._sorted
+        size = len(ranked)
+        below = bisect_left(ranked, uncertainty)
+        # Continuous uncertainties rarely tie: one comparison instead of a second search.
+        if below < size and ranked[below] == uncertainty:
+            equal = bisect_right(ranked, uncertainty, below) - below
+        else:
+            equal = 0
         level = (below + self._rng.random() * (equal + 1)) / (size + 1)
-        self._probability = self._pick_probability(below, equal, size, deficit, taken, ledger)
-        self.window.add(uncertainty)
+        max_labels = ledger.max_labels
+        selectable = (
+            not ledger.held
+            and not ledger.paused
+            and (max_labels is None or max_labels - ledger.queried > 0)
+        )
+        if selectable:
+            # P(level >= 1 - b) over the tie-breaking draw; for a sample the wrapper took,
+            # b is the rate it would have had untaken (one label less spent).
+            untaken = rate if not taken else paced_rate(base, deficit + 1.0, budget, pacing)
+            cut = ((1.0 - untaken) * (size + 1) - below) / (equal + 1)
+            chance = 1.0 - cut
+            chance = chance if chance > 0.0 else 0.0
+            self._probability = chance if chance < 1.0 else 1.0
+        else:
+            self._probability = 0.0
         # Forget the cold start: rank only against the newer half of the stream.
-        self.window.trim(max(1, ledger.seen // 2))
-        if taken or not ledger.selectable or level < 1.0 - self._rate:
+        half = seen // 2
+        window.add_ranked(uncertainty, below + equal, half if half > 1 else 1)
+        if taken or not selectable or level < 1.0 - rate:
             return []
         return [Selection(key, Decision(True, "uncertain", self.threshold))]
-
-    def _pick_probability(
-        self, below: int, equal: int, size: int, deficit: float, taken: bool, ledger: Ledger
-    ) -> float:
-        """``P(level >= 1 - b)`` over the tie-breaking draw ``xi``, given the window.
-
-        For a sample the wrapper took, ``b`` is the rate it would have had untaken (one
-        label less spent).
-        """
-        if not ledger.selectable:
-            return 0.0
-        rate = self._rate
-        if taken:
-            rate = paced_rate(
-                ledger.uncertain_budget, deficit + 1.0, ledger.budget, self.pacing_labels
-            )
-        cut = ((1.0 - rate) * (size + 1) - below) / (equal + 1)
-        return min(1.0, max(0.0, 1.0 - cut))
 
     def selection_probability(self) -> float:
         return self._probability

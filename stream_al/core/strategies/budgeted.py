@@ -85,6 +85,9 @@ class BudgetedPolicy(QueryPolicy):
         if warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {warmup}")
         self.selector = selector
+        #: Whether the selector looks at features (the base ``observe`` is a no-op whose
+        #: call is not worth making per sample).
+        self._observes = type(selector).observe is not Selector.observe
         self.ledger = Ledger(budget=budget, exploration=exploration, max_labels=max_labels)
         self.warmup = warmup
         self.lookback = selector.lookback
@@ -107,6 +110,12 @@ class BudgetedPolicy(QueryPolicy):
         self.events: deque[PolicyEvent] = deque(maxlen=100)
         self.event_counts: Counter[str] = Counter()
         self.drifts_by_signal: Counter[str] = Counter()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A policy pickled before ``_observes`` existed: work it out.
+        self.__dict__.update(state)
+        if "_observes" not in state:
+            self._observes = type(self.selector).observe is not Selector.observe
 
     @property
     def in_warmup(self) -> bool:
@@ -137,34 +146,50 @@ class BudgetedPolicy(QueryPolicy):
     def offer(
         self, key: str, uncertainty: float, features: Mapping[str, FeatureValue] | None = None
     ) -> list[Selection]:
-        uncertainty = check_uncertainty(uncertainty)
+        # Called once per sample: ``in_warmup``, ``exploration_rate``, ``_wrapper_reason``
+        # and the ledger's ``can_query`` are inlined here (the same tests in the same
+        # order, so the same draws); the readable forms above stay the reference.
+        if not 0.0 <= uncertainty <= 1.0:
+            check_uncertainty(uncertainty)  # raises, naming the value
+        uncertainty = float(uncertainty)
         ledger = self.ledger
-        ledger.see()
-        if ledger.paused:
+        ledger.seen += 1
+        paused = ledger.paused
+        if paused:
             # The budget of this sample beyond the monitoring labels is saved, not owed.
             ledger.saved += ledger.budget - self.monitoring_rate
-        ledger.held = self.in_warmup
+        warmup = ledger.by_reason["warm-up"] < self.warmup
+        ledger.held = warmup
         if self.boost_until and ledger.seen > self.boost_until:
             self.boost_until = 0
             ledger.exploration = self.base_exploration
-        warmup = ledger.held
-        drawn = ledger.can_query and not warmup
-        q = self.exploration_rate if drawn else 0.0
-        reason = self._wrapper_reason() if ledger.can_query else None
+        max_labels = ledger.max_labels
+        can_query = max_labels is None or max_labels - ledger.queried > 0
+        rate = self.monitoring_rate if paused else ledger.exploration * ledger.budget
+        q = rate if can_query and not warmup else 0.0
+        selector = self.selector
         selections: list[Selection] = []
-        if reason is not None:
-            ledger.record(reason)
-            selections.append(Selection(key, Decision(True, reason, self.selector.threshold)))
-        if features is not None:
-            self.selector.observe(features)
-        for picked in self.selector.offer(key, uncertainty, reason is not None, ledger):
+        reason: QueryReason | None = None
+        if can_query:
+            if warmup:
+                reason = "warm-up"
+            # Draw on every sample after warm-up so the draws do not depend on the selector.
+            elif self._rng.random() < rate:
+                reason = "exploration"
+            if reason is not None:
+                ledger.record(reason)
+                selections.append(Selection(key, Decision(True, reason, selector.threshold)))
+        if features is not None and self._observes:
+            selector.observe(features)
+        for picked in selector.offer(key, uncertainty, reason is not None, ledger):
             if not ledger.can_query:  # a selector that ignores the cap cannot break it
                 break
             assert picked.decision.reason is not None
             ledger.record(picked.decision.reason)
             selections.append(picked)
         ledger.held = False
-        self._remember(selections, key, warmup, q)
+        if selections:
+            self._remember(selections, key, warmup, q)
         if self.drift is not None and self.drift.uncertainty(uncertainty):
             self._drifted("uncertainty")
         return selections

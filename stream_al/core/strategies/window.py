@@ -35,6 +35,30 @@ class SlidingWindow:
         self._order.append(value)
         insort(self._sorted, value)
 
+    def add_ranked(self, value: float, after: int, limit: int) -> None:
+        """``add(value)`` then ``trim(limit)``, given ``after``, the number of values ``<=
+        value`` now (``sum(count_below(value))``): the caller ranked it already, so its
+        place is known without a second search.
+
+        >>> window = SlidingWindow(3)
+        >>> for v in [0.5, 0.1, 0.9, 0.5]:
+        ...     window.add_ranked(v, sum(window.count_below(v)), limit=3)
+        >>> window.values(), window.quantile(0.5)
+        ([0.1, 0.9, 0.5], 0.5)
+        """
+        order, ranked = self._order, self._sorted
+        if len(order) == self.size:
+            # The oldest goes first, as in ``add``; if it was at or below ``value`` the
+            # place of ``value`` moves down one (the same place ``insort`` would find).
+            at = bisect_left(ranked, order.popleft())
+            del ranked[at]
+            if at < after:
+                after -= 1
+        order.append(value)
+        ranked.insert(after, value)
+        while len(order) > limit:
+            del ranked[bisect_left(ranked, order.popleft())]
+
     def trim(self, limit: int) -> None:
         """Evict the oldest values until at most ``limit`` (>= 0) remain."""
         while len(self._order) > limit:
