@@ -290,6 +290,8 @@ class RunResult:
     rate: float
     wall: float
     machine_busy: float
+    #: CPU seconds of this process over the run: the oracle, the writer, the metric reads.
+    own_cpu: float
     labels_answered: int
     predictions: int
     unique_predictions: int
@@ -344,12 +346,14 @@ def run_replicas(
             )
             cpu_before = [r.cpu_seconds() for r in group]
             busy_before, total_before = machine_cpu()
+            own_before = time.process_time()
             started = time.perf_counter()
             writer = fill(bootstrap, settings.topics.samples, messages)
             wait_until(lambda: sum(r.scored() for r in group) >= n, 600, f"{n} samples scored", 0.5)
             wall = time.perf_counter() - started
             cpu = [r.cpu_seconds() - before for r, before in zip(group, cpu_before, strict=True)]
             busy_after, total_after = machine_cpu()
+            own = time.process_time() - own_before
 
             def learned_everything() -> bool:
                 metrics = [r.metrics() for r in group]
@@ -359,7 +363,7 @@ def run_replicas(
             with contextlib.suppress(RuntimeError):  # reported below, as it is
                 wait_until(learned_everything, 120, "every replica to learn every label", 1.0)
             final = [r.metrics() for r in group]
-        except BaseException:
+        except Exception:  # not on Ctrl-C: the user knows why it stopped
             for replica in group:
                 print(f"--- {replica.name} log (tail):\n{replica.log_tail()}", file=sys.stderr)
             raise
@@ -381,6 +385,7 @@ def run_replicas(
         rate=n / max((last_ms - first_ms) / 1000, 1e-3),
         wall=wall,
         machine_busy=(busy_after - busy_before) / max(total_after - total_before, 1),
+        own_cpu=own,
         labels_answered=labels_answered,
         predictions=len(keys),
         unique_predictions=len(set(keys)),
@@ -410,7 +415,8 @@ def report(results: list[RunResult], budget: float) -> int:
     print(
         f"{'replicas':>8} {'samples/s':>10} {'/ 1 rep':>8} {'CPU us/sample':>14} "
         f"{'per replica':>20} {'replica cores':>14} {'samples/s/core':>15} "
-        f"{'other cores':>12} {'queries/samples':>17} {'labels learned (each)':>22}"
+        f"{'bench cores':>12} {'other cores':>12} {'queries/samples':>17} "
+        f"{'labels learned (each)':>22}"
     )
     failed = False
     for r in results:
@@ -424,7 +430,8 @@ def report(results: list[RunResult], budget: float) -> int:
             f"{len(r.replicas):>8} {r.rate:>10,.0f} {r.rate / base.rate:>8.2f} "
             f"{r.cpu_us:>14.0f} {' '.join(f'{x.cpu_us:.0f}' for x in r.replicas):>20} "
             f"{r.cores_busy:>14.2f} {r.rate / r.cores_busy:>15,.0f} "
-            f"{r.machine_busy * cores - r.cores_busy:>12.2f} "
+            f"{r.own_cpu / r.wall:>12.2f} "
+            f"{r.machine_busy * cores - r.cores_busy - r.own_cpu / r.wall:>12.2f} "
             f"{query_rate:>10.4f} {'ok' if holds else 'OFF':>6} "
             f"{learned + ' of ' + str(r.labels_answered) + (' ok' if every else ' MISSING'):>22}"
         )
@@ -440,9 +447,9 @@ def report(results: list[RunResult], budget: float) -> int:
         f"\nCPU per sample, largest over smallest across replica counts: {flat:.2f}\n"
         f"query rate: all replicas' queries over all samples; ok within budget "
         f"+/- {BUDGET_TOLERANCE:.0%}\n"
-        "replica cores: the replicas' CPU seconds summed over the run's wall time; other "
-        "cores: the rest of the machine's busy time (broker, oracle, this process, and "
-        "anything else running here)\n"
+        "replica cores: the replicas' CPU seconds summed over the run's wall time; bench "
+        "cores: this process's (oracle, writer, metric reads); other cores: the rest of the "
+        "machine's busy time (the broker, and anything else running here)\n"
         "Nothing is serialised across replicas when CPU per sample and samples/s per "
         "replica core stay flat as replicas grow: the total rate then follows the CPU the "
         f"replicas get. On {cores} cores shared with the broker, it cannot grow much beyond "
