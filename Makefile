@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 KAFKA  := deploy/kafka/kafka-local
 
-.PHONY: install demo demo-label test lint bench broker-start broker-stop prometheus chromium clean
+.PHONY: install demo demo-label test lint bench bench-scale broker-start broker-stop prometheus chromium clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/label_efficiency.py
 	$(BIN)/python bench/throughput.py --kafka-launcher $(KAFKA)
+
+## 1, 2 and 4 replicas in one group over 4 partitions: rate, CPU per sample, budget, labels.
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale_out.py --kafka-launcher $(KAFKA)
 
 broker-start:
 	$(KAFKA) start

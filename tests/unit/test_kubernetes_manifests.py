@@ -14,6 +14,13 @@ from stream_al.settings import ENV_PREFIX, load_settings, unknown_variables
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes" / "stream-al.yaml"
 SCALER = ROOT / "deploy" / "kubernetes" / "keda-scaledobject.yaml"
+#: kafka.sasl_mechanism -> the name KEDA's Kafka scaler gives it.
+KEDA_SASL = {
+    "PLAIN": "plaintext",
+    "SCRAM-SHA-256": "scram_sha256",
+    "SCRAM-SHA-512": "scram_sha512",
+    "OAUTHBEARER": "oauthbearer",
+}
 
 
 def documents(path: Path) -> dict[str, dict[str, Any]]:
@@ -74,6 +81,36 @@ def test_the_lag_scaler_watches_this_group_on_this_topic(config: Any) -> None:
     assert trigger["metadata"]["consumerGroup"] == config.group_id
     assert trigger["metadata"]["topic"] == config.topics.samples
     assert trigger["metadata"]["bootstrapServers"] == config.kafka.bootstrap_servers
+    # Never more replicas than the scaler may have: one beyond the partitions holds none.
+    replicas = documents(MANIFESTS)["StatefulSet"]["spec"]["replicas"]
+    assert 1 <= scaled["minReplicaCount"] <= replicas <= scaled["maxReplicaCount"]
+    assert trigger["metadata"]["allowIdleConsumers"] == "false"
+
+
+def test_the_lag_scaler_authenticates_as_the_service_does(config: Any) -> None:
+    """The scaler reads the group's offsets with the service's own mechanism and secret."""
+    scaler = documents(SCALER)
+    (trigger,) = scaler["ScaledObject"]["spec"]["triggers"]
+    assert trigger["metadata"]["sasl"] == KEDA_SASL[config.kafka.sasl_mechanism]
+    uses_tls = config.kafka.security_protocol in ("SSL", "SASL_SSL")
+    assert trigger["metadata"]["tls"] == ("enable" if uses_tls else "disable")
+    auth = scaler["TriggerAuthentication"]
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    refs = {ref["parameter"]: ref for ref in auth["spec"]["secretTargetRef"]}
+    assert set(refs) == {"username", "password"}
+    (container,) = documents(MANIFESTS)["StatefulSet"]["spec"]["template"]["spec"]["containers"]
+    (source,) = container["envFrom"]
+    keys = [ref["key"] for ref in refs.values()]
+    # The same secret the replicas load, with keys that are the service's settings.
+    assert {ref["name"] for ref in refs.values()} == {source["secretRef"]["name"]}
+    assert unknown_variables(dict.fromkeys(keys, "x")) == []
+    assert keys == [
+        f"{ENV_PREFIX}KAFKA__SASL_PLAIN_USERNAME",
+        f"{ENV_PREFIX}KAFKA__SASL_PLAIN_PASSWORD",
+    ]
+    # Each credential has one home: the secret, not the ConfigMap as well.
+    assert config.kafka.sasl_plain_username is None
+    assert config.kafka.sasl_plain_password is None
 
 
 def _dockerfile_uid() -> int:
