@@ -244,6 +244,7 @@ class ActiveLearner:
             self.pace.observe(sample.timestamp.timestamp() if sample.timestamp else now)
             self.policy.set_budget(self.pace.share())
         queries = []
+        self.policy.selector.observe_model(self.model, proba)
         for selection in self.policy.offer(sample.id, uncertainty, x):
             picked = self._recent[selection.key]
             decision = selection.decision
