@@ -136,7 +136,8 @@ class ErrorReduction(AdaptiveQuantile):
 
     The learner hands the model and the sample's probabilities to :meth:`observe_model`
     and its features to :meth:`observe` before :meth:`offer`. The margin uncertainty is
-    ranked among the last ``window`` values; a sample below the ``1 - prefilter`` level
+    ranked among the last ``window`` values; a sample below the ``1 - s`` level (``s`` the
+    larger of ``prefilter`` and twice the last query rate)
     scores ``level / 2`` (below every sample that passes), one above it
     ``1/2 + r / (2 (r + m))``, ``r >= 0`` its expected entropy reduction and ``m`` the
     running mean of ``r`` over the samples scored. Every sample then enters the reservoir
@@ -188,7 +189,9 @@ class ErrorReduction(AdaptiveQuantile):
         size = len(self.margins)
         self.margins.add(uncertainty)
         level = (below + 0.5 * equal) / size if size >= _MIN_RANKED else 1.0
-        if level < 1.0 - self.prefilter:
+        # At least twice the query rate passes: else a large budget goes by margin alone.
+        share = max(self.prefilter, min(1.0, 2.0 * self.target_rate))
+        if level < 1.0 - share:
             return 0.5 * level
         model, features = self._model, self._features
         lean = None if model is None else model.estimator

@@ -104,6 +104,11 @@ class LearnedAlternation(Selector):
         return [(1.0 - self.gamma) * x / total + self.gamma / k for x in w]
 
     @property
+    def chosen(self) -> int:
+        """The index of the arm drawn for the last sample offered."""
+        return self._chosen
+
+    @property
     def threshold(self) -> float | None:
         return self.arms[self._chosen].threshold
 
