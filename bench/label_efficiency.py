@@ -33,16 +33,29 @@ among those whose realised rate stayed within 1.2 B (a method that overspent bou
 accuracy; late labels make a cold model ask about everything until the first one
 arrives), and the reference points of the issue next to the same figures measured here.
 
+Then, per table and budget, the **labels-saved ratio** of the default strategy: random
+sampling is also run at ``RATIO_GRID`` times B, and the ratio is the number of labels
+random needs to reach the default's accuracy (interpolated in log labels between the grid
+points, over the random runs' mean accuracies) over the labels the default used; 2 is the
+seed's "about half the labels". And whether the default is at or above the best anchor
+(river's sampler, scikit-activeml's strategies; within 1.2 B) within one standard error
+of the paired difference (of the default's mean when the anchor has one seed).
+
+Every accuracy is printed as mean +- standard error over the seeds (the seed count of
+each row is given where it is not ``--seeds``).
+
 Run: ``python bench/label_efficiency.py [--seeds N] [--datasets ...] [--budgets ...]
-[--json FILE]``. Figures are means over N policy seeds (42, 43, ...; the data streams are
-fixed). It runs on one core: one seed over the four default datasets takes about 30 s on
-the 2-core development machine, each further seed about as much again (10 seeds: about 7
-minutes), most of it tuning the river sampler on the two 20k-sample streams.
+[--strategies ...] [--json FILE]``. Figures are means over N policy seeds (42, 43, ...;
+5 by default; the data streams are fixed). It runs on one core: one seed over the four
+default datasets took about 30 s on the 2-core development machine before the random
+grid of the ratio and the two model-scoring strategies were added, each further seed about
+as much again; ``--strategies`` and ``--no-ratio`` cut it down.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import statistics
@@ -63,6 +76,10 @@ from stream_al.sim.simulate import NoisyOracle, simulate
 
 DEFAULT_DATASETS = ("phishing", "image-segments", "sea-drift", "hyperplane")
 DEFAULT_BUDGETS = (0.01, 0.05, 0.1)
+DEFAULT_SEEDS = 5
+#: Multiples of B at which random sampling is run for the labels-saved ratio.
+RATIO_GRID = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+RANDOM_AT = "random at {:g} B"
 #: Our strategies, in table order: the baseline first, the default last.
 STRATEGIES: tuple[StrategyName, ...] = (
     "random",
@@ -104,6 +121,8 @@ RIVER_WARM = "river EntropySampler + warm-up"
 #: Warm-up labels given to the second river variant: the same as our default.
 WARMUP = StrategyConfig().warmup
 FIRST_SEED = 42
+#: The strategy the verdicts and the labels-saved ratio are about: the default one.
+DEFAULT = StrategyConfig().name
 
 #: Reference points quoted in the issue: (dataset, budget or None for all labels, what, value).
 REFERENCES: tuple[tuple[str, float | None, str, float], ...] = (
@@ -143,8 +162,19 @@ class Cell:
     def mean_rate(self) -> float:
         return statistics.fmean(self.rate)
 
+    @property
+    def se_accuracy(self) -> float | None:
+        """Standard error of the mean accuracy; None with one seed."""
+        if len(self.accuracy) < 2:
+            return None
+        return statistics.stdev(self.accuracy) / math.sqrt(len(self.accuracy))
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"mean_accuracy": self.mean_accuracy, "mean_rate": self.mean_rate}
+        return asdict(self) | {
+            "mean_accuracy": self.mean_accuracy,
+            "se_accuracy": self.se_accuracy,
+            "mean_rate": self.mean_rate,
+        }
 
 
 # ------------------------------------------------------------------------ our strategies
@@ -157,12 +187,29 @@ def run_strategy(
     budget: float,
     seeds: list[int],
     condition: Condition = CONDITIONS[ON_TIME],
+    method: str | None = None,
+    cell_budget: float | None = None,
 ) -> Cell:
-    """Default settings of strategy ``name`` at ``budget``, one simulation per policy seed."""
-    cell = Cell(condition.table(dataset), name, budget, len(examples), seeds, [], [], [])
+    """Default settings of strategy ``name`` at ``budget``, one simulation per policy seed.
+
+    ``method`` and ``cell_budget`` file the cell under another row and column (random
+    run at a multiple of B for the labels-saved ratio).
+    """
+    cell = Cell(
+        condition.table(dataset),
+        method or name,
+        budget if cell_budget is None else cell_budget,
+        len(examples),
+        seeds,
+        [],
+        [],
+        [],
+    )
     reasons: list[dict[str, int]] = []
+    cpu: list[float] = []
     for seed in seeds:
         config = LearnerConfig(strategy=StrategyConfig(name=name, budget=budget, seed=seed))
+        started = time.process_time()
         result = simulate(
             examples,
             config,
@@ -171,11 +218,14 @@ def run_strategy(
             label_delay=condition.delay,
             label_noise=condition.noise,
         )
+        cpu.append(1e6 * (time.process_time() - started) / max(1, len(examples)))
         cell.accuracy.append(result.accuracy)
         cell.rate.append(result.query_rate)
         cell.labels.append(result.labels)
         reasons.append(result.queries_by_reason)
     cell.detail["queries_by_reason"] = reasons
+    # Process CPU per sample of the whole replay (model, measure, strategy).
+    cell.detail["cpu_us_per_sample"] = cpu
     return cell
 
 
@@ -409,8 +459,13 @@ def run_anchor(
 
 def _method_order(cells: Sequence[Cell]) -> list[str]:
     order = [ALL_LABELS, *STRATEGIES, RIVER, RIVER_WARM, *map(skal.anchor_name, skal.ANCHORS)]
+    order += sorted({c.method for c in cells if c.method.startswith("random at")}, key=_multiple)
     present = {c.method for c in cells}
     return [m for m in order if m in present]
+
+
+def _multiple(method: str) -> float:
+    return float(method.split()[2])
 
 
 def _factor(d: float) -> str:
@@ -425,8 +480,8 @@ def format_dataset(
     samples = by_key[(ALL_LABELS, None)].samples
     lines = [
         f"{dataset}: {samples} samples, logreg, margin; mean of {seeds} policy seed(s)",
-        f"  {'':<40}" + "".join(f"{'B = ' + format(b, 'g'):>17}   " for b in budgets),
-        f"  {'method':<40}" + "".join(f"{'acc':>8}{'rate':>9}   " for _ in budgets),
+        f"  {'':<40}" + "".join(f"{'B = ' + format(b, 'g'):>26}   " for b in budgets),
+        f"  {'method':<40}" + "".join(f"{'acc +- se':>17}{'rate':>9}   " for _ in budgets),
     ]
     notes: list[str] = []
     for method in _method_order([c for c in cells if c.dataset == dataset]):
@@ -434,10 +489,15 @@ def format_dataset(
         for b in budgets:
             cell = by_key.get((method, None if method == ALL_LABELS else b))
             if cell is None:
-                row += f"{'':>17}   "
+                row += f"{'':>26}   "
                 continue
             over = method != ALL_LABELS and cell.mean_rate > 1.05 * b
-            row += f"{cell.mean_accuracy:>8.4f}{cell.mean_rate:>9.4f}{'+' if over else ' ':<3}"
+            se = cell.se_accuracy
+            acc = f"{cell.mean_accuracy:.4f}" + ("" if se is None else f" +- {se:.4f}")
+            row += f"{acc:>17}{cell.mean_rate:>9.4f}{'+' if over else ' ':<3}"
+        n = {len(c.seeds) for c in cells if c.dataset == dataset and c.method == method}
+        if method != ALL_LABELS and n != {seeds}:
+            row += f" [{'/'.join(map(str, sorted(n)))} seed(s)]"
         lines.append(row.rstrip())
         if method in (RIVER, RIVER_WARM):
             notes.append(_river_note(method, [by_key[(method, b)] for b in budgets]))
@@ -476,10 +536,14 @@ def adaptive_verdicts(
     verdicts = []
     for dataset in datasets:
         for b in budgets:
-            here = [c for c in cells if c.dataset == dataset and c.budget == b]
-            adaptive = next(c for c in here if c.method == "adaptive")
+            here = [
+                c
+                for c in cells
+                if c.dataset == dataset and c.budget == b and not c.method.startswith("random at")
+            ]
+            adaptive = next(c for c in here if c.method == DEFAULT)
             # A method that spent more than 1.2 B bought its accuracy: not a fair anchor.
-            others = [c for c in here if c.method != "adaptive" and c.mean_rate <= FAIR_RATE * b]
+            others = [c for c in here if c.method != DEFAULT and c.mean_rate <= FAIR_RATE * b]
             best = max(others, key=lambda c: c.mean_accuracy)
             # Same seeds on both sides: the paired difference cancels what the seed shares
             # (an anchor run with fewer seeds is compared on the seeds it has).
@@ -498,9 +562,100 @@ def adaptive_verdicts(
                     "best_other_accuracy": best.mean_accuracy,
                     "best_other_rate": best.mean_rate,
                     "at_or_above": adaptive.mean_accuracy >= best.mean_accuracy,
+                    **anchor_verdict(adaptive, here, b),
                 }
             )
     return verdicts
+
+
+def is_anchor(method: str) -> bool:
+    """River's sampler and scikit-activeml's strategies: the anchors of the issue's target."""
+    return method in (RIVER, RIVER_WARM) or method.startswith("skactiveml")
+
+
+def anchor_verdict(default: Cell, here: Sequence[Cell], budget: float) -> dict[str, Any]:
+    """The default against the best anchor within 1.2 B: at or above within one SE?
+
+    The SE is that of the paired difference over the seeds both have; with one common seed
+    (a one-seed anchor) the default's own SE.
+    """
+    anchors = [c for c in here if is_anchor(c.method) and c.mean_rate <= FAIR_RATE * budget]
+    if not anchors:
+        return {"best_anchor": None}
+    best = max(anchors, key=lambda c: c.mean_accuracy)
+    diffs = [a - o for a, o in zip(default.accuracy, best.accuracy, strict=False)]
+    diff = default.mean_accuracy - best.mean_accuracy
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else None
+    if se is None:
+        se = default.se_accuracy
+    if diff >= 0.0:
+        mark = "at/above"
+    elif se is not None and diff + se >= 0.0:
+        mark = "within 1 se"
+    else:
+        mark = "LOST"
+    return {
+        "best_anchor": best.method,
+        "best_anchor_accuracy": best.mean_accuracy,
+        "best_anchor_rate": best.mean_rate,
+        "best_anchor_seeds": len(best.seeds),
+        "anchor_difference": diff,
+        "anchor_difference_se": se,
+        "anchor_mark": mark,
+    }
+
+
+def labels_saved(cells: Sequence[Cell], table: str, budget: float) -> dict[str, Any] | None:
+    """Labels random needs to reach the default's accuracy, over the labels it used."""
+    default = next(
+        (c for c in cells if c.dataset == table and c.budget == budget and c.method == DEFAULT),
+        None,
+    )
+    grid = sorted(
+        (
+            (statistics.fmean(c.labels), c.mean_accuracy)
+            for c in cells
+            if c.dataset == table and c.budget == budget and c.method.startswith("random at")
+        ),
+    )
+    if default is None or not grid:
+        return None
+    used = statistics.fmean(default.labels)
+    target = default.mean_accuracy
+    needed: float | None = None
+    if grid[0][1] >= target:
+        needed = grid[0][0]
+    for (l0, a0), (l1, a1) in itertools.pairwise(grid):
+        if needed is None and a0 < target <= a1:
+            t = (target - a0) / (a1 - a0)
+            needed = math.exp(math.log(l0) + t * (math.log(l1) - math.log(l0)))
+    return {
+        "dataset": table,
+        "budget": budget,
+        "default_accuracy": target,
+        "default_labels": used,
+        "random_labels_needed": needed,
+        "ratio": None if needed is None else needed / used,
+        "ratio_at_least": grid[-1][0] / used if needed is None else None,
+    }
+
+
+def format_labels_saved(rows: Sequence[dict[str, Any] | None]) -> list[str]:
+    lines = [
+        f"labels-saved ratio of {DEFAULT} (labels random needs for its accuracy / its labels):"
+    ]
+    for r in rows:
+        if r is None:
+            continue
+        if r["ratio"] is None:
+            ratio = f"> {r['ratio_at_least']:.2f} (random never reaches it on the grid)"
+        else:
+            ratio = f"{r['ratio']:.2f}" + ("  (>= 2: bar met)" if r["ratio"] >= 2 else "")
+        lines.append(
+            f"  {r['dataset']:<26} B={r['budget']:<5g} {DEFAULT} {r['default_accuracy']:.4f} "
+            f"with {r['default_labels']:.1f} labels; ratio {ratio}"
+        )
+    return lines
 
 
 def format_verdicts(verdicts: Sequence[dict[str, Any]]) -> list[str]:
@@ -517,6 +672,32 @@ def format_verdicts(verdicts: Sequence[dict[str, Any]]) -> list[str]:
             f"{v['best_other']} (rate {v['best_other_rate']:.4f})  "
             f"{'at/above' if v['at_or_above'] else 'BELOW'} ({diff})"
         )
+    lines += ["", f"{DEFAULT} against the best anchor (river, scikit-activeml) at a rate <= 1.2 B:"]
+    for v in verdicts:
+        if v.get("best_anchor") is None:
+            lines.append(f"  {v['dataset']:<26} B={v['budget']:<5g} no anchor within 1.2 B")
+            continue
+        se = v["anchor_difference_se"]
+        diff = f"{v['anchor_difference']:+.4f}" + ("" if se is None else f" +- {se:.4f}")
+        lines.append(
+            f"  {v['dataset']:<26} B={v['budget']:<5g} {v['adaptive_accuracy']:.4f} against "
+            f"{v['best_anchor_accuracy']:.4f} {v['best_anchor']} ({v['best_anchor_seeds']} "
+            f"seed(s), rate {v['best_anchor_rate']:.4f}): {v['anchor_mark']} ({diff})"
+        )
+    return lines
+
+
+def format_costs(cells: Sequence[Cell], tables: Sequence[str]) -> list[str]:
+    """Process CPU per sample of each stream_al strategy (the whole replay), per table."""
+    lines = ["process CPU per sample of the replay (us; model + measure + strategy), mean:"]
+    for table in tables:
+        by_method: dict[str, list[float]] = {}
+        for c in cells:
+            own = "cpu_us_per_sample" in c.detail and not c.method.startswith("random at")
+            if c.dataset == table and own:
+                by_method.setdefault(c.method, []).extend(c.detail["cpu_us_per_sample"])
+        parts = [f"{m} {statistics.fmean(v):.0f}" for m, v in by_method.items()]
+        lines.append(f"  {table:<26} " + ", ".join(parts))
     return lines
 
 
@@ -580,6 +761,8 @@ def run(
     conditions: Sequence[Condition] = (CONDITIONS[ON_TIME],),
     anchors: Sequence[str] = (),
     anchor_seeds: int = 1,
+    strategies: Sequence[StrategyName] = STRATEGIES,
+    ratio: bool = True,
 ) -> tuple[list[Cell], dict[str, float]]:
     """Every cell of the table, and seconds spent per table (dataset and condition)."""
     cells: list[Cell] = []
@@ -590,8 +773,23 @@ def run(
             start = time.perf_counter()
             cells.append(run_all_labels(examples, dataset, condition))
             for b in budgets:
-                for name in STRATEGIES:
+                for name in strategies:
                     cells.append(run_strategy(examples, dataset, name, b, seeds, condition))
+                if ratio:
+                    for k in RATIO_GRID:
+                        if k * b <= 1.0:
+                            cells.append(
+                                run_strategy(
+                                    examples,
+                                    dataset,
+                                    "random",
+                                    k * b,
+                                    seeds,
+                                    condition,
+                                    method=RANDOM_AT.format(k),
+                                    cell_budget=b,
+                                )
+                            )
                 for warmup in (0, WARMUP):
                     cells.append(
                         run_entropy_sampler(
@@ -612,7 +810,19 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=1, help="policy seeds to average over")
+    parser.add_argument(
+        "--seeds", type=int, default=DEFAULT_SEEDS, help="policy seeds to average over"
+    )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=STRATEGIES,
+        default=list(STRATEGIES),
+        help=f"stream_al strategies to run (random and {DEFAULT} are always run)",
+    )
+    parser.add_argument(
+        "--no-ratio", action="store_true", help="skip the random runs of the labels-saved ratio"
+    )
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=DEFAULT_DATASETS)
     parser.add_argument("--budgets", nargs="+", type=float, default=DEFAULT_BUDGETS)
     parser.add_argument("--limit", type=int, default=None, help="first N samples of each stream")
@@ -666,6 +876,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         conditions=conditions,
         anchors=anchors,
         anchor_seeds=min(args.anchor_seeds, len(seeds)),
+        strategies=[s for s in STRATEGIES if s in {*args.strategies, "random", DEFAULT}],
+        ratio=not args.no_ratio,
     )
     elapsed = time.perf_counter() - start
 
@@ -676,6 +888,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     lines += ["  acc: prequential accuracy; rate: labels / samples; + rate > 1.05 B", ""]
     verdicts = adaptive_verdicts(cells, tables, budgets)
     lines += format_verdicts(verdicts)
+    saved = [labels_saved(cells, t, b) for t in tables for b in budgets]
+    if not args.no_ratio:
+        lines += ["", *format_labels_saved(saved)]
+    lines += ["", *format_costs(cells, tables)]
     references = reference_rows(cells)
     if references:
         lines += ["", *format_references(references)]
@@ -695,6 +911,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "seconds_per_dataset": timings,
             "cells": [c.to_json() for c in cells],
             "adaptive_verdicts": verdicts,
+            "labels_saved": [r for r in saved if r is not None],
             "references": references,
         }
         args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -39,13 +39,23 @@ StrategyName = Literal[
     "quantile",
     "pool",
     "density",
+    "error-reduction",
+    "albl",
 ]
+#: The strategies ALBL may alternate among (those paced by the ledger and ranking alone).
+AlblArm = Literal["adaptive", "random", "density", "error-reduction"]
 
 EstimateName = Literal["random", "weighted"]
 ColdStart = Literal["first", "clusters"]
 DriftDetection = Literal["off", "errors", "uncertainty", "both"]
 #: Strategies that know each query's probability of being asked (the weighted estimate).
-WEIGHTED_STRATEGIES: tuple[StrategyName, ...] = ("adaptive", "random", "density")
+WEIGHTED_STRATEGIES: tuple[StrategyName, ...] = (
+    "adaptive",
+    "random",
+    "density",
+    "error-reduction",
+    "albl",
+)
 
 
 class _Frozen(BaseModel):
@@ -102,6 +112,20 @@ class StrategyConfig(_Frozen):
     #: d the distance to the 5th nearest of the last ``density_reservoir`` samples.
     density_reservoir: int = Field(100, ge=10)
     density_power: float = Field(1.0, ge=0.0)
+    #: ``error-reduction``: the expected entropy reduction is taken over a seeded reservoir
+    #: of this many recent samples, and only for samples whose margin ranks in the top
+    #: ``eer_prefilter`` share of the window (the rest rank below them by margin), so the
+    #: cost per sample is bounded by ``eer_prefilter`` scores (at least twice the query
+    #: rate pass, whatever this says, so that a large budget is not spent by margin alone).
+    eer_reservoir: int = Field(30, ge=2, le=1000)
+    eer_prefilter: float = Field(0.25, gt=0.0, le=1.0)
+    #: ``albl``: the strategies the bandit alternates among (each with the settings
+    #: above), its share ``albl_gamma`` of uniform draws and its learning rate.
+    albl_arms: tuple[AlblArm, ...] = Field(
+        ("adaptive", "density", "error-reduction", "random"), min_length=2
+    )
+    albl_gamma: float = Field(0.2, gt=0.0, le=1.0)
+    albl_eta: float = Field(0.05, gt=0.0)
     #: Share of all queries drawn at random (the remedy for uncertainty picking outliers).
     exploration: float = Field(0.1, ge=0.0, le=1.0)
     #: The first ``warmup`` samples are queried whatever the model says; the labels are
@@ -173,6 +197,12 @@ class StrategyConfig(_Frozen):
     def _sub_pool_fits(self) -> StrategyConfig:
         if self.sub_pool_size is not None and self.sub_pool_size > self.pool_size:
             raise ValueError("sub_pool_size must not exceed pool_size")
+        return self
+
+    @model_validator(mode="after")
+    def _arms_differ(self) -> StrategyConfig:
+        if len(set(self.albl_arms)) != len(self.albl_arms):
+            raise ValueError("albl_arms must not repeat a strategy")
         return self
 
     @model_validator(mode="after")

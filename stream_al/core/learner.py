@@ -284,6 +284,7 @@ class ActiveLearner:
                 now = time.time()
             self.pace.observe(sample.timestamp.timestamp() if sample.timestamp else now)
             policy.set_budget(self.pace.share())
+        policy.selector.observe_model(self.model, proba)
         selections = policy.offer(sample_id, uncertainty, x)
         if selections:
             queries = self._queries(sample, label, proba, uncertainty, selections, now)

@@ -15,6 +15,8 @@
 ``quantile``                         :class:`BalancedIncrementalQuantileFilter`
 ``pool``                             :class:`PoolSelector`
 ``density``                          :class:`InformationDensity`
+``error-reduction``                  :class:`ErrorReduction`
+``albl``                             :class:`LearnedAlternation`
 ==================================== ==========================================
 """
 
@@ -29,8 +31,10 @@ from stream_al.core.strategies.base import Decision, QueryPolicy, Selection
 from stream_al.core.strategies.budgeted import BudgetedPolicy
 from stream_al.core.strategies.cold_start import ClusterColdStart
 from stream_al.core.strategies.density import InformationDensity, ReservoirDensity
+from stream_al.core.strategies.error_reduction import ErrorReduction
 from stream_al.core.strategies.fixed import FixedThreshold
 from stream_al.core.strategies.in_flight import InFlightAware
+from stream_al.core.strategies.learned_alternation import LearnedAlternation
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.pool import PoolSelector
 from stream_al.core.strategies.quantile import BalancedIncrementalQuantileFilter
@@ -49,9 +53,11 @@ __all__ = [
     "BudgetedPolicy",
     "ClusterColdStart",
     "Decision",
+    "ErrorReduction",
     "FixedThreshold",
     "InFlightAware",
     "InformationDensity",
+    "LearnedAlternation",
     "Ledger",
     "PoolSelector",
     "QueryPolicy",
@@ -90,6 +96,13 @@ def build_selector(config: StrategyConfig) -> Selector:
         case "density":
             density = ReservoirDensity(c.density_reservoir, power=c.density_power)
             return InformationDensity(c.window, c.head_start, c.pacing_labels, c.seed, density)
+        case "error-reduction":
+            return ErrorReduction(
+                c.window, c.head_start, c.pacing_labels, c.seed, c.eer_reservoir, c.eer_prefilter
+            )
+        case "albl":
+            arms = [build_selector(c.model_copy(update={"name": arm})) for arm in c.albl_arms]
+            return LearnedAlternation(arms, c.albl_gamma, c.albl_eta, c.seed)
     raise ValueError(f"unknown strategy name {c.name!r}")  # pragma: no cover (Literal)
 
 

@@ -257,6 +257,7 @@ class BudgetedPolicy(QueryPolicy):
 
     def labelled(self, key: str, correct: bool) -> None:
         self.selector.answered(key)
+        self.selector.judged(key, correct)
         outcome = self.monitor.labelled(key, correct)
         if outcome is None:
             return

@@ -13,14 +13,17 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream_al.core.strategies.base import Decision, Selection
 from stream_al.core.strategies.density import Standardiser
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.selector import Selector, derive_rng
 from stream_al.core.strategies.window import SlidingWindow
-from stream_al.core.types import FeatureValue
+from stream_al.core.types import FeatureValue, Proba
+
+if TYPE_CHECKING:
+    from stream_al.core.models import ScoringModel
 
 #: A sample is in a new region when its squared distance to the nearest representative
 #: is at least this many times the median of the recent ones: twice as far.
@@ -153,6 +156,12 @@ class ClusterColdStart(Selector):
         if inner is None:
             return None
         return self._probability + (1.0 - self._probability) * inner
+
+    def observe_model(self, model: ScoringModel, proba: Proba) -> None:
+        self.inner.observe_model(model, proba)
+
+    def judged(self, key: str, correct: bool) -> None:
+        self.inner.judged(key, correct)
 
     def answered(self, key: str) -> None:
         self.inner.answered(key)

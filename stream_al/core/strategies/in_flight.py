@@ -11,14 +11,17 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream_al.core.strategies.base import Selection
 from stream_al.core.strategies.density import Standardiser
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.selector import Selector
 from stream_al.core.strategies.window import SlidingWindow
-from stream_al.core.types import FeatureValue
+from stream_al.core.types import FeatureValue, Proba
+
+if TYPE_CHECKING:
+    from stream_al.core.models import ScoringModel
 
 #: Unanswered queries remembered at most (the oldest are forgotten: labels that never come).
 MAX_IN_FLIGHT = 1000
@@ -63,6 +66,12 @@ class InFlightAware(Selector):
     def observe(self, features: Mapping[str, FeatureValue]) -> None:
         self._raw = self._scale.add(features)
         self.inner.observe(features)
+
+    def observe_model(self, model: ScoringModel, proba: Proba) -> None:
+        self.inner.observe_model(model, proba)
+
+    def judged(self, key: str, correct: bool) -> None:
+        self.inner.judged(key, correct)
 
     def answered(self, key: str) -> None:
         self._in_flight.pop(key, None)

@@ -15,11 +15,14 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream_al.core.strategies.base import Decision, Selection
 from stream_al.core.strategies.ledger import Ledger
-from stream_al.core.types import FeatureValue
+from stream_al.core.types import FeatureValue, Proba
+
+if TYPE_CHECKING:
+    from stream_al.core.models import ScoringModel
 
 
 class Selector(ABC):
@@ -64,6 +67,19 @@ class Selector(ABC):
 
     def answered(self, key: str) -> None:  # noqa: B027 (optional hook, a no-op by default)
         """The label of query ``key`` came back (selectors that track queries in flight)."""
+
+    def observe_model(self, model: ScoringModel, proba: Proba) -> None:  # noqa: B027
+        """See the model and its probabilities for the sample about to be offered.
+
+        Optional: only selectors that score with the model (expected error reduction) use
+        it. Called by the learner just before :meth:`offer`.
+        """
+
+    def judged(self, key: str, correct: bool) -> None:  # noqa: B027 (optional hook)
+        """Query ``key``'s label came back: was the prediction made when it was asked right?
+
+        Called after :meth:`answered`; selectors that learn from outcomes (ALBL) use it.
+        """
 
     def restart(self) -> None:  # noqa: B027 (optional hook, a no-op by default)
         """Forget the statistics of the past stream (after a detected drift)."""
