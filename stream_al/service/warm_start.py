@@ -73,8 +73,11 @@ def replay_labels_topic(
     """The labels on the labels topic from its beginning, and the offsets of its end.
 
     ``consumer`` is assigned the labels topic; it is left positioned at the end. The
-    labels come in the order they were written (by record time across partitions), the
-    order a running service learned them in: an online model depends on that order.
+    labels come in the order they were written (by record time across partitions): an
+    online model depends on the order it learns in. On one partition that is exactly the
+    order a running service learned them in; across partitions, close to it (a service
+    reads partitions in chunks, so labels written in the same moment may have been learned
+    in another order).
     Labels that cannot be read were dead-lettered when they first came: skipped here.
     """
     assigned = list(consumer.assignment())
