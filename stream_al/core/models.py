@@ -158,6 +158,32 @@ class ScaledLogisticRegression(base.Classifier):
             for c, head, b in zip(self._classes, self._heads, self._intercepts, strict=False)
         ]
 
+    def linear_heads(self) -> tuple[tuple[utils.VectorDict, ...], tuple[float, ...]]:
+        """The heads' weight vectors and intercepts, in class order, for closed-form scoring.
+
+        The vectors are the model's own (no copy, so this is cheap per prediction) and must
+        be treated as read-only; the intercepts are a snapshot. Features are keyed as in
+        :meth:`scale`.
+
+        >>> model = ScaledLogisticRegression()
+        >>> model.learn_one({"size": 1.0}, "small")
+        >>> heads, intercepts = model.linear_heads()
+        >>> len(heads), len(intercepts)
+        (1, 1)
+        """
+        return tuple(self._heads), tuple(self._intercepts)
+
+    def scale(self, x: Mapping[str, Any]) -> dict[Hashable, float]:
+        """``x`` as the heads see it: standardised numbers, ``(name, value)`` indicators.
+
+        >>> model = ScaledLogisticRegression()
+        >>> for size in (1.0, 3.0):
+        ...     model.learn_one({"size": size}, "small")
+        >>> model.scale({"size": 3.0})
+        {'size': 1.0}
+        """
+        return self._scale(x)
+
     # Features
 
     def _scale(self, x: Mapping[str, Any]) -> dict[Hashable, float]:

@@ -79,12 +79,12 @@ class LogisticOneStep:
         self, model: ScaledLogisticRegression, reservoir: list[dict[str, Any]], version: int
     ) -> None:
         """Scaled reservoir features and head scores, recomputed when model or reservoir change."""
-        key = (id(model), tuple(model._intercepts), version)
+        heads, intercepts = model.linear_heads()
+        key = (id(model), intercepts, version)
         if key == self._version:
             return
         # The lean model's own scaling and heads: the closed form needs its weights.
-        self._z = [model._scale(x) for x in reservoir]
-        heads, intercepts = model._heads, model._intercepts
+        self._z = [model.scale(x) for x in reservoir]
         self._raw = np.array(
             [[h.dot(z) + b for h, b in zip(heads, intercepts, strict=True)] for z in self._z]
         )
@@ -99,14 +99,14 @@ class LogisticOneStep:
         version: int = -1,
     ) -> float | None:
         """Expected fall of the reservoir's total entropy if ``x`` were labelled; None: no form."""
-        classes = model._classes
+        classes = model.classes
         if len(classes) < 2 or not reservoir:
             return None
         if version < 0:  # the caller does not track changes: recompute
             self._version = None
         self._cache(model, reservoir, version)
-        z = model._scale(x)
-        heads, intercepts = model._heads, model._intercepts
+        z = model.scale(x)
+        heads, intercepts = model.linear_heads()
         binary = len(classes) == 2
         a = np.array([h.dot(z) + b for h, b in zip(heads, intercepts, strict=True)])
         s = 1.0 / (1.0 + np.exp(-np.clip(a, -30.0, 30.0)))
