@@ -315,12 +315,26 @@ class _GroupConsumer(_Reader):
         return [ck.TopicPartition(tp.topic, tp.partition, o) for tp, o in offsets.items()]
 
     def commit(self, offsets: dict[TopicPartition, int], timeout: float) -> None:
-        # librdkafka's synchronous commit has no timeout of its own; its requests are
-        # bounded by socket.timeout.ms.
-        try:
-            self._consumer.commit(offsets=self._offsets(offsets), asynchronous=False)
-        except ck.KafkaException as error:
-            raise _error(error) from error
+        # librdkafka's synchronous commit has no timeout of its own (only socket.timeout.ms
+        # bounds its request): bounded here, as kafka-python's is. A commit that outlives
+        # its wait may still land later, which is safe: these offsets were delivered.
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._consumer.commit(offsets=self._offsets(offsets), asynchronous=False)
+            except BaseException as error:  # handed to the caller's thread
+                failure.append(error)
+
+        committing = threading.Thread(target=run, name="librdkafka-commit", daemon=True)
+        committing.start()
+        committing.join(timeout)
+        if committing.is_alive():
+            raise TransportError(f"the offset commit took longer than {timeout:g} s", True)
+        if failure and isinstance(failure[0], ck.KafkaException):
+            raise _error(failure[0]) from failure[0]
+        if failure:
+            raise failure[0]
 
     def commit_async(self, offsets: dict[TopicPartition, int]) -> None:
         try:

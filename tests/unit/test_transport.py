@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
+import time
 
 import confluent_kafka as ck
 import pytest
@@ -13,7 +15,7 @@ from pydantic import ValidationError
 from stream_al.settings import Settings
 from stream_al.transport import TopicPartition, TransportError, open_transport
 from stream_al.transport.kafka_python import KafkaPythonTransport, translated
-from stream_al.transport.librdkafka import LibrdkafkaTransport, client_config
+from stream_al.transport.librdkafka import LibrdkafkaTransport, _GroupConsumer, client_config
 from stream_al.transport.librdkafka import _error as librdkafka_error
 
 
@@ -124,3 +126,37 @@ def test_the_librdkafka_client_without_confluent_kafka_installed_says_what_to_in
     )
     with pytest.raises(ValidationError, match=r"pip install 'stream_al\[librdkafka\]'"):
         Settings(kafka={"client": "librdkafka"})
+
+
+class _StuckCommits:
+    """A librdkafka consumer whose synchronous commit waits for a coordinator that is away."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.release = threading.Event()
+        self.error = error
+
+    def commit(self, offsets: list[ck.TopicPartition], asynchronous: bool) -> None:
+        assert not asynchronous
+        if self.error is not None:
+            raise self.error
+        self.release.wait(30)
+
+
+def test_a_librdkafka_commit_is_bounded_by_its_timeout_as_kafka_pythons_is() -> None:
+    consumer = _StuckCommits()
+    group = _GroupConsumer(consumer, max_records=10)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransportError, match=r"longer than 0\.2 s") as raised:
+            group.commit({TopicPartition("samples", 0): 5}, timeout=0.2)
+    finally:
+        consumer.release.set()
+    assert time.monotonic() - started < 5
+    assert raised.value.retriable  # the batch comes again, as after any failed commit
+
+
+def test_a_librdkafka_commit_that_fails_says_why() -> None:
+    refused = ck.KafkaException(ck.KafkaError(ck.KafkaError.REBALANCE_IN_PROGRESS))
+    group = _GroupConsumer(_StuckCommits(refused), max_records=10)
+    with pytest.raises(TransportError, match="REBALANCE_IN_PROGRESS"):
+        group.commit({TopicPartition("samples", 0): 5}, timeout=5)
