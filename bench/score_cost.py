@@ -41,6 +41,8 @@ from stream_al.sim.datasets import stream
 
 def warm_learner(labels: int = 2000) -> ActiveLearner:
     """``bench/throughput.py``'s learner: logreg, budget 0.05, warmed on ``labels`` labels."""
+    # Not imported from bench/throughput.py on purpose: with --against this script runs on
+    # an older stream_al, and throughput.py imports the service and the transport of today.
     config = LearnerConfig(model=ModelConfig(name="logreg"), strategy=StrategyConfig(budget=0.05))
     learner = ActiveLearner(config)
     history = stream("hyperplane", seed=7, limit=labels)
