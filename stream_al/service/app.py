@@ -149,6 +149,10 @@ class Service:
         self._unstable_since: float | None = None
         self._admin: Any = None
         self._last_backlog_read = -math.inf
+        #: The step's decision latencies and predictions sent, folded into the metrics at
+        #: its end.
+        self._latencies: list[float] = []
+        self._predictions = 0
         # Last: the metrics thread may ask for readiness from now on.
         self.metrics.set_readiness(self.readiness)
 
@@ -342,13 +346,16 @@ class Service:
         if self._oracle_behind:
             self._catch_up_oracle()
         seen = 0
-        for tp, records in polled.items():
-            for record in records:
-                self._handle_sample(record)
-            # Once per run, and only once all of it was handled: an exception in the middle
-            # leaves the run out of what may be committed.
-            batch.offsets[tp] = records[-1].offset + 1
-            seen += len(records)
+        try:
+            for tp, records in polled.items():
+                for record in records:
+                    self._handle_sample(record)
+                # Once per run, and only once all of it was handled: an exception in the
+                # middle leaves the run out of what may be committed.
+                batch.offsets[tp] = records[-1].offset + 1
+                seen += len(records)
+        finally:
+            self._fold_metrics()
         batch.sealed = True
         if self._finish_batch(_DELIVERY_WAIT_SECONDS):
             self._checkpoint_if_due()
@@ -473,8 +480,7 @@ class Service:
         except Exception as error:  # a model that cannot take these values must not stop us
             self._reject_sample(record, "model_error", _describe(error))
             return
-        self.metrics.observe_decision_latency(time.perf_counter() - started)
-        self.metrics.sample_scored()
+        self._latencies.append(time.perf_counter() - started)
         topics = self.settings.topics
         seen = self.learner.samples_seen
         for number, query in enumerate(scored.queries, start=position + 1):
@@ -484,7 +490,13 @@ class Service:
         if topics.predictions:
             prediction = scored.encoded_prediction(sample, self.learner.labels_learned)
             self._send(topics.predictions, sample.id, prediction)
-            self.metrics.prediction_sent()
+            self._predictions += 1
+
+    def _fold_metrics(self) -> None:
+        """Hand the step's counts to the metrics: once per batch, not per sample."""
+        self.metrics.samples_scored(self._latencies)
+        self.metrics.predictions_sent(self._predictions)
+        self._latencies, self._predictions = [], 0
 
     def _reject_sample(self, record: Record, reason: DeadLetterReason, detail: str) -> None:
         self._dead_letter(record, reason, detail)

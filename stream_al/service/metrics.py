@@ -2,8 +2,9 @@
 
 `ServiceMetrics` owns its own `prometheus_client.CollectorRegistry`, so several instances can
 live in one process (tests run two "replicas" side by side). The service calls small, named
-methods (``sample_scored()``, ``query_sent(reason)``, ...) rather than touching metric objects,
-which keeps metric names and label values in one place.
+methods (``samples_scored(latencies)``, ``query_sent(reason)``, ...) rather than touching
+metric objects, which keeps metric names and label values in one place. What happens to every
+sample is handed over once per batch: a Prometheus call costs about 1-2 us.
 
 Label values are closed sets of short codes, checked on every call: a label value that came from
 a sample (an id, a key, an error message) would create one time series per sample and slowly
@@ -28,7 +29,8 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Literal, get_args
 
@@ -41,6 +43,9 @@ from prometheus_client import (
     ProcessCollector,
 )
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from stream_al.core.drift import DRIFT_SIGNALS
 from stream_al.core.estimate import (
@@ -63,6 +68,7 @@ __all__ = [
     "QUERY_ORIGINS",
     "QUERY_REASONS",
     "READINESS_CHECKS",
+    "BatchHistogram",
     "LabelOutcome",
     "QueryOrigin",
     "ReadinessCallback",
@@ -126,6 +132,70 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
 
 def _gauge_value(value: float | None, missing: float) -> float:
     return missing if value is None else float(value)
+
+
+class BatchHistogram(Collector):
+    """A Prometheus histogram fed a batch of observations at a time.
+
+    ``prometheus_client.Histogram.observe`` takes a lock and updates a bucket per call (about
+    2 us); this one bins a batch in plain Python and takes its lock once per batch, so the
+    per-sample cost is a ``bisect``. It is read at scrape time like any collector, and its
+    series are those of ``Histogram`` (``_bucket`` with ``le``, ``_count``, ``_sum``).
+
+    >>> registry = CollectorRegistry()
+    >>> latency = BatchHistogram("latency_seconds", "Latency.", (0.1, 1.0), registry=registry)
+    >>> latency.observe_many([0.05, 0.1, 0.5, 3.0])
+    >>> registry.get_sample_value("latency_seconds_bucket", {"le": "0.1"})
+    2.0
+    >>> registry.get_sample_value("latency_seconds_count"), registry.get_sample_value(
+    ...     "latency_seconds_sum")
+    (4.0, 3.65)
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        if list(buckets) != sorted(set(buckets)) or not all(map(math.isfinite, buckets)):
+            raise ValueError(f"buckets must be finite and strictly increasing, got {buckets}")
+        self.name = name
+        self.documentation = documentation
+        self._bounds = tuple(buckets)
+        self._le = [floatToGoString(bound) for bound in self._bounds] + ["+Inf"]
+        # One count per bucket, not cumulative; the last is above every bound.
+        self._counts = [0] * (len(self._bounds) + 1)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_many(self, values: Sequence[float]) -> None:
+        """Add ``values`` (an observation lands in the first bucket whose bound is >= it)."""
+        bounds = self._bounds
+        counts = [0] * len(self._counts)
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+        total = sum(values)
+        with self._lock:
+            for index, count in enumerate(counts):
+                self._counts[index] += count
+            self._sum += total
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, running = [], 0
+        for le, count in zip(self._le, counts, strict=True):
+            running += count
+            cumulative.append((le, float(running)))
+        yield HistogramMetricFamily(
+            self.name, self.documentation, buckets=cumulative, sum_value=total
+        )
 
 
 class ServiceMetrics:
@@ -358,10 +428,10 @@ class ServiceMetrics:
             registry=reg,
         )
         self._checkpoint_age.set_function(self._seconds_since_checkpoint)
-        self._decision_latency = Histogram(
+        self._decision_latency = BatchHistogram(
             "stream_al_decision_latency_seconds",
             "Time to score one sample and decide whether to query it.",
-            buckets=DECISION_LATENCY_BUCKETS,
+            DECISION_LATENCY_BUCKETS,
             registry=reg,
         )
         self._label_latency = Histogram(
@@ -402,9 +472,16 @@ class ServiceMetrics:
 
     # -- recording ---------------------------------------------------------------------------
 
-    def sample_scored(self) -> None:
-        """Count one sample that was scored (whether or not it was queried)."""
-        self._scored.inc()
+    def samples_scored(self, latencies: Sequence[float]) -> None:
+        """Count a batch of samples that were scored (queried or not), with their decision
+        latencies in seconds.
+
+        Per batch, not per sample: a Prometheus call per sample cost more than the whole
+        prediction (about 3.7 us against 4).
+        """
+        if latencies:
+            self._scored.inc(len(latencies))
+            self._decision_latency.observe_many(latencies)
 
     def sample_dead_lettered(self, reason: DeadLetterReason) -> None:
         """Count one sample that could not be scored and went to the dead-letter topic."""
@@ -457,9 +534,10 @@ class ServiceMetrics:
         """Publish the labelers' backlog (None: unknown)."""
         self._backlog.set(math.nan if backlog is None else backlog)
 
-    def prediction_sent(self) -> None:
-        """Count one prediction published."""
-        self._predictions.inc()
+    def predictions_sent(self, count: int) -> None:
+        """Count ``count`` predictions published."""
+        if count:
+            self._predictions.inc(count)
 
     def rebalanced(self) -> None:
         """Count one consumer group rebalance (partitions assigned or revoked)."""
@@ -476,10 +554,6 @@ class ServiceMetrics:
     def query_recovered(self, origin: QueryOrigin) -> None:
         """Count one query taken into the pending store from the oracle topic."""
         self._queries_recovered.labels(origin=_check(origin, QUERY_ORIGINS, "origin")).inc()
-
-    def observe_decision_latency(self, seconds: float) -> None:
-        """Record how long scoring and deciding on one sample took."""
-        self._decision_latency.observe(seconds)
 
     def observe_label_latency(self, seconds: float) -> None:
         """Record how long a label took to arrive after its query was sent."""

@@ -347,10 +347,8 @@ class SyntheticTraffic:
     def step(self, tick: int) -> None:
         rng = self.rng
         for replica in (self.healthy, self.unhealthy):
-            for _ in range(10):
-                replica.sample_scored()
-                replica.prediction_sent()
-                replica.observe_decision_latency(rng.uniform(50e-6, 2e-3))
+            replica.samples_scored([rng.uniform(50e-6, 2e-3) for _ in range(10)])
+            replica.predictions_sent(10)
             replica.checkpoint_saved()
 
         # Healthy: queries about its budget, every query answered, lag steady.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 
 import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_al.core.drift import DRIFT_SIGNALS
@@ -18,9 +20,11 @@ from stream_al.core.strategies.stopping import POLICY_EVENTS
 from stream_al.service.metrics import (
     ANSWER_KINDS,
     DEAD_LETTER_REASONS,
+    DECISION_LATENCY_BUCKETS,
     LABEL_STATUSES,
     QUERY_ORIGINS,
     QUERY_REASONS,
+    BatchHistogram,
     ServiceMetrics,
 )
 
@@ -80,8 +84,9 @@ def test_every_labelled_series_exists_at_zero_before_any_event(metrics: ServiceM
 
 
 def test_counters_count_each_event_under_its_label(metrics: ServiceMetrics) -> None:
-    for _ in range(3):
-        metrics.sample_scored()
+    metrics.samples_scored([1e-4, 2e-4])
+    metrics.samples_scored([])
+    metrics.samples_scored([3e-4])
     metrics.sample_dead_lettered("not_json")
     metrics.query_sent("uncertain")
     metrics.query_sent("uncertain")
@@ -89,7 +94,8 @@ def test_counters_count_each_event_under_its_label(metrics: ServiceMetrics) -> N
     metrics.label_outcome("learned")
     metrics.label_outcome("expired")
     metrics.label_dead_lettered("expired")
-    metrics.prediction_sent()
+    metrics.predictions_sent(1)
+    metrics.predictions_sent(0)
     metrics.rebalanced()
     metrics.rebalanced()
 
@@ -173,8 +179,8 @@ def test_lag_is_per_partition_and_revoked_partitions_disappear(metrics: ServiceM
 
 
 def test_histograms_bucket_observations(metrics: ServiceMetrics) -> None:
-    for seconds in (30e-6, 300e-6, 300e-6, 0.002):
-        metrics.observe_decision_latency(seconds)
+    metrics.samples_scored([30e-6, 300e-6])
+    metrics.samples_scored([300e-6, 0.002])
     metrics.observe_label_latency(2.0)
     metrics.observe_label_latency(4000.0)
 
@@ -233,9 +239,8 @@ def test_no_per_sample_values_end_up_in_labels() -> None:
         for dl_reason in DEAD_LETTER_REASONS:
             m.sample_dead_lettered(dl_reason)  # type: ignore[arg-type]
             m.label_dead_lettered(dl_reason)  # type: ignore[arg-type]
-        m.sample_scored()
-        m.prediction_sent()
-        m.observe_decision_latency(0.001)
+        m.samples_scored([0.001])
+        m.predictions_sent(1)
         m.observe_label_latency(3.0)
         m.set_lag("samples", 2, 5)
         m.set_learner_gauges(0.1, 0.1, 0.5, 10, 1, 0.9, 3)
@@ -327,7 +332,7 @@ def test_two_instances_have_separate_registries_and_ports() -> None:
     with ServiceMetrics(port=0) as a, ServiceMetrics(port=0) as b:
         assert a.port != b.port
         assert a.port != 0
-        a.sample_scored()
+        a.samples_scored([0.001])
         assert value(a, "stream_al_samples_total", outcome="scored") == 1
         assert value(b, "stream_al_samples_total", outcome="scored") == 0
 
@@ -419,3 +424,37 @@ def test_answers_agreement_and_backlog_are_exported(metrics: ServiceMetrics) -> 
     assert (agreement, frozenset({("annotator", "bob")})) not in rendered
     assert rendered[("stream_al_items_awaiting_answers", frozenset())] == 2.0
     assert rendered[("stream_al_labelers_backlog_messages", frozenset())] == 7.0
+
+
+def test_the_batch_histogram_exposes_what_prometheus_clients_histogram_does() -> None:
+    """Same observations, same series: buckets (edges included), count and sum."""
+    rng = random.Random(3)
+    values = [rng.lognormvariate(-8, 2) for _ in range(2000)] + list(DECISION_LATENCY_BUCKETS)
+    values += [0.0, 5.0]
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    batched = BatchHistogram("h_seconds", "H.", DECISION_LATENCY_BUCKETS, registry=ours)
+    reference = Histogram("h_seconds", "H.", buckets=DECISION_LATENCY_BUCKETS, registry=theirs)
+    for start in range(0, len(values), 97):
+        batched.observe_many(values[start : start + 97])
+    for v in values:
+        reference.observe(v)
+
+    def series(registry: CollectorRegistry) -> list[str]:
+        lines = generate_latest(registry).decode().splitlines()
+        return [line for line in lines if "h_seconds_created" not in line]
+
+    # The sums are added in another order: equal to the last few digits only.
+    ours_lines, theirs_lines = series(ours), series(theirs)
+    ours_sum = next(line for line in ours_lines if line.startswith("h_seconds_sum"))
+    theirs_sum = next(line for line in theirs_lines if line.startswith("h_seconds_sum"))
+    assert float(ours_sum.split()[1]) == pytest.approx(float(theirs_sum.split()[1]), rel=1e-12)
+    assert [line for line in ours_lines if line != ours_sum] == [
+        line for line in theirs_lines if line != theirs_sum
+    ]
+
+
+def test_the_batch_histogram_refuses_buckets_out_of_order() -> None:
+    with pytest.raises(ValueError, match="strictly increasing"):
+        BatchHistogram("h", "H.", (1.0, 0.5), registry=CollectorRegistry())
+    with pytest.raises(ValueError, match="finite"):
+        BatchHistogram("h", "H.", (1.0, math.inf), registry=CollectorRegistry())
