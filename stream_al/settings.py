@@ -56,6 +56,7 @@ _MANAGED_LIBRDKAFKA_PROPERTIES = frozenset(
         "enable.auto.commit",
         "auto.offset.reset",
         "acks",
+        "partitioner",
         "message.max.bytes",
         "max.partition.fetch.bytes",
         "on_commit",

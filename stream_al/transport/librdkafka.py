@@ -411,6 +411,9 @@ class LibrdkafkaTransport:
                 **self._config,
                 "acks": "all",
                 "linger.ms": 20,
+                # The Java clients' (and kafka-python's) rule for a keyed message; librdkafka's
+                # own default, CRC32, would put a key on another partition than they do.
+                "partitioner": "murmur2_random",
                 "message.max.bytes": settings.max_message_bytes + 64 * 1024,
                 # A broker restart must not drop a message: retry for up to ten minutes.
                 "message.timeout.ms": 600_000,

@@ -204,3 +204,37 @@ def test_a_throwaway_broker_takes_free_ports_and_is_stopped_even_on_an_error() -
     host, port = addresses[0].rsplit(":", 1)
     with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=5):
         pass
+
+
+@pytest.mark.parametrize("client", ["kafka-python", "librdkafka"])
+def test_both_transports_put_a_key_on_the_partition_the_java_client_would(
+    kafka_bootstrap: str, client: str
+) -> None:
+    """Switching ``kafka.client`` must not move a key: the Java clients' murmur2 rule.
+
+    librdkafka's own default (``consistent_random``, CRC32) puts most keys elsewhere, so a
+    sample's prediction would land on another partition than on kafka-python, and a
+    consumer of the predictions keyed by partition would see it move.
+    """
+    from kafka.partitioner.default import murmur2
+
+    from stream_al.settings import Settings
+    from stream_al.transport import open_transport
+
+    partitions = 7
+    topic = make_topic_names("broker-smoke", f"keys-{client}")[f"keys-{client}"]
+    create_topics(kafka_bootstrap, [topic], partitions=partitions)
+    keys = [f"s-{i}".encode() for i in range(300)]
+    settings = Settings(kafka={"bootstrap_servers": kafka_bootstrap, "client": client})
+    producer = open_transport(settings).producer()
+    try:
+        deliveries = [producer.send(topic, key, b"{}", None) for key in keys]
+        producer.flush(_TIMEOUT_S)
+    finally:
+        producer.close(_TIMEOUT_S)
+    assert not any(delivery.failed() for delivery in deliveries)
+    records = _read_from_start(kafka_bootstrap, topic, len(keys))
+
+    placed = {record.key: record.partition for record in records}
+    java = {key: (murmur2(key) & 0x7FFFFFFF) % partitions for key in keys}
+    assert placed == java

@@ -103,7 +103,8 @@ def test_librdkafka_gets_the_same_cluster_settings_under_its_own_names() -> None
 def test_librdkafka_properties_pass_through_but_not_over_what_the_service_sets() -> None:
     settings = Settings(kafka={"client": "librdkafka", "librdkafka": {"statistics.interval.ms": 0}})
     assert settings.kafka.librdkafka == {"statistics.interval.ms": 0}
-    for managed in ("enable.auto.commit", "group.id", "sasl.password", "security.protocol"):
+    managed_ones = ("enable.auto.commit", "group.id", "sasl.password", "security.protocol")
+    for managed in (*managed_ones, "partitioner"):
         with pytest.raises(ValidationError, match="set by the service"):
             Settings(kafka={"client": "librdkafka", "librdkafka": {managed: "x"}})
 
