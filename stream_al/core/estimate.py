@@ -171,13 +171,18 @@ class AccuracyLog:
         if probability is None:
             heapq.heappush(self._unknown, position)
             self.unknown_total += 1
-            return
-        if not 0.0 < probability <= 1.0:
-            raise ValueError(f"probability must be in (0, 1], got {probability!r}")
-        self._seq += 1
-        heapq.heappush(self._heap, (position, self._seq, correct, probability, explored))
-        self._recent[explored].add(correct, probability)
-        self._total[explored].add(correct, probability)
+        else:
+            if not 0.0 < probability <= 1.0:
+                raise ValueError(f"probability must be in (0, 1], got {probability!r}")
+            self._seq += 1
+            heapq.heappush(self._heap, (position, self._seq, correct, probability, explored))
+            self._recent[explored].add(correct, probability)
+            self._total[explored].add(correct, probability)
+        if len(self._heap) + len(self._unknown) > 2 * self.window:
+            # Bounded memory for a caller that never asks for an estimate (a library user,
+            # a long simulation): the stream is at least at ``position``, so what is out of
+            # the window there is out of it for good.
+            self._evict(position)
 
     def _evict(self, now: int) -> None:
         start = now - self.window

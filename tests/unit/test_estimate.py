@@ -170,3 +170,22 @@ def test_queries_recovered_after_a_restart_count_in_the_estimate() -> None:
         before = running.accuracy_estimate("weighted", scope)  # type: ignore[arg-type]
         assert after.known  # the labels of unknown probability are left out, not voiding it
         assert after.labels == before.labels - left_out
+
+
+def test_the_log_stays_bounded_when_no_estimate_is_asked_for() -> None:
+    window = 50
+    log = AccuracyLog(window=window, kind="weighted")
+    for position in range(1, 20_001):
+        log.add(position, position % 3 != 0, 0.5 if position % 7 else None)
+    assert len(log._heap) + len(log._unknown) <= 2 * window
+    # The same estimate as a log that was asked all along.
+    asked = AccuracyLog(window=window, kind="weighted")
+    for position in range(1, 20_001):
+        asked.add(position, position % 3 != 0, 0.5 if position % 7 else None)
+        asked.estimate(position)
+    # (unknown probabilities void the window, so compare a window without them)
+    for position in range(20_001, 20_101):
+        log.add(position, True, 0.5)
+        asked.add(position, True, 0.5)
+    assert log.estimate(20_100) == asked.estimate(20_100)
+    assert log.estimate(20_100, "total") == asked.estimate(20_100, "total")
