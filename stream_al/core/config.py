@@ -41,6 +41,7 @@ StrategyName = Literal[
     "density",
     "error-reduction",
     "albl",
+    "pal",
 ]
 #: The strategies ALBL may alternate among (those paced by the ledger and ranking alone).
 AlblArm = Literal["adaptive", "random", "density", "error-reduction"]
@@ -55,6 +56,7 @@ WEIGHTED_STRATEGIES: tuple[StrategyName, ...] = (
     "density",
     "error-reduction",
     "albl",
+    "pal",
 )
 
 
@@ -126,6 +128,16 @@ class StrategyConfig(_Frozen):
     )
     albl_gamma: float = Field(0.2, gt=0.0, le=1.0)
     albl_eta: float = Field(0.05, gt=0.0)
+    #: ``pal``: the probabilistic gain counts the labels near a sample (RBF kernel on the
+    #: standardised features; ``pal_bandwidth`` its gamma, None: 1 / features) among the
+    #: last ``pal_reservoir`` queries, each forgotten ``pal_horizon`` samples after it was
+    #: asked (None: only the reservoir's size forgets); ``pal_prior`` is the Dirichlet
+    #: prior per class and ``pal_m_max`` the most hypothetical labels the gain looks ahead.
+    pal_reservoir: int = Field(100, ge=1, le=10_000)
+    pal_horizon: int | None = Field(1000, ge=1)
+    pal_prior: float = Field(1e-3, gt=0.0)
+    pal_m_max: int = Field(2, ge=1, le=5)
+    pal_bandwidth: float | None = Field(None, gt=0.0)
     #: Share of all queries drawn at random (the remedy for uncertainty picking outliers).
     exploration: float = Field(0.1, ge=0.0, le=1.0)
     #: The first ``warmup`` samples are queried whatever the model says; the labels are

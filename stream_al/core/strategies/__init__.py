@@ -17,6 +17,7 @@
 ``density``                          :class:`InformationDensity`
 ``error-reduction``                  :class:`ErrorReduction`
 ``albl``                             :class:`LearnedAlternation`
+``pal``                              :class:`ProbabilisticActiveLearning`
 ==================================== ==========================================
 """
 
@@ -36,6 +37,7 @@ from stream_al.core.strategies.fixed import FixedThreshold
 from stream_al.core.strategies.in_flight import InFlightAware
 from stream_al.core.strategies.learned_alternation import LearnedAlternation
 from stream_al.core.strategies.ledger import Ledger
+from stream_al.core.strategies.pal import ProbabilisticActiveLearning
 from stream_al.core.strategies.pool import PoolSelector
 from stream_al.core.strategies.quantile import BalancedIncrementalQuantileFilter
 from stream_al.core.strategies.random_sampling import RandomSampling
@@ -60,6 +62,7 @@ __all__ = [
     "LearnedAlternation",
     "Ledger",
     "PoolSelector",
+    "ProbabilisticActiveLearning",
     "QueryPolicy",
     "RandomSampling",
     "RandomizedVariableUncertainty",
@@ -103,6 +106,18 @@ def build_selector(config: StrategyConfig) -> Selector:
         case "albl":
             arms = [build_selector(c.model_copy(update={"name": arm})) for arm in c.albl_arms]
             return LearnedAlternation(arms, c.albl_gamma, c.albl_eta, c.seed)
+        case "pal":
+            return ProbabilisticActiveLearning(
+                c.window,
+                c.head_start,
+                c.pacing_labels,
+                c.seed,
+                reservoir=c.pal_reservoir,
+                horizon=c.pal_horizon,
+                prior=c.pal_prior,
+                m_max=c.pal_m_max,
+                bandwidth=c.pal_bandwidth,
+            )
     raise ValueError(f"unknown strategy name {c.name!r}")  # pragma: no cover (Literal)
 
 
