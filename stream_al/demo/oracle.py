@@ -91,9 +91,12 @@ def answer_queries(
     waiting: list[tuple[float, int, Query, TopicPartition, int]] = []
     answered = sequence = 0
     last_activity = time.monotonic()
+    outages = kafka_io.Outages("the simulated oracle")
     try:
         while not stop.is_set():
-            polled = consumer.poll(timeout_ms=50)
+            polled = {}
+            with outages.step():
+                polled = consumer.poll(timeout_ms=50)
             if ready is not None and not ready.is_set() and consumer.assignment():
                 ready.set()
             for tp, records in polled.items():

@@ -85,6 +85,7 @@ class LabelingDesk:
         self._shown_at: dict[tuple[str, str], float] = {}
         self._last_answer_at: dict[str, float] = {}
         self._backlog = 0
+        self._paused = False  # whether the queue is full and the oracle topic paused
         self.error: BaseException | None = None
 
     # -- life ------------------------------------------------------------------------------
@@ -203,33 +204,38 @@ class LabelingDesk:
     def _loop(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
-        paused = False
+        outages = kafka_io.Outages("the labeling desk")
         try:
             while not self._stop.is_set():
-                polled = consumer.poll(timeout_ms=100)
-                if consumer.assignment():
-                    self.ready.set()
-                now = self._clock()
-                with self._lock:
-                    for tp, records in polled.items():
-                        for record in records:
-                            self._take(record.value, tp.partition, record.offset, now)
-                    stale_before = self.queue.counts["stale"]
-                    self.queue.tidy(now)
-                    for _ in range(self.queue.counts["stale"] - stale_before):
-                        self.metrics.answered("stale")
-                    full = len(self.queue) >= self.settings.labeling.max_items
-                    self.metrics.queue_items.set(self.queue.depth)
-                    self.metrics.set_agreement(self.queue.agreement())
-                if full != paused:
-                    # Hold no more than max_items: the rest waits on the topic, in order.
-                    (consumer.pause if full else consumer.resume)(*consumer.assignment())
-                    paused = full
-                self._commit()
-                self._update_backlog()
+                with outages.step():
+                    self._step(consumer)
         except BaseException as error:  # surfaced to the client by `error`
             log.exception("the labeling desk stopped")
             self.error = error
+
+    def _step(self, consumer: KafkaConsumer) -> None:
+        """One poll of the oracle topic and what follows it."""
+        polled = consumer.poll(timeout_ms=100)
+        if consumer.assignment():
+            self.ready.set()
+        now = self._clock()
+        with self._lock:
+            for tp, records in polled.items():
+                for record in records:
+                    self._take(record.value, tp.partition, record.offset, now)
+            stale_before = self.queue.counts["stale"]
+            self.queue.tidy(now)
+            for _ in range(self.queue.counts["stale"] - stale_before):
+                self.metrics.answered("stale")
+            full = len(self.queue) >= self.settings.labeling.max_items
+            self.metrics.queue_items.set(self.queue.depth)
+            self.metrics.set_agreement(self.queue.agreement())
+        if full != self._paused:
+            # Hold no more than max_items: the rest waits on the topic, in order.
+            (consumer.pause if full else consumer.resume)(*consumer.assignment())
+            self._paused = full
+        self._commit()
+        self._update_backlog()
 
     def _take(self, value: bytes | None, partition: int, offset: int, now: float) -> None:
         try:

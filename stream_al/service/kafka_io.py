@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from kafka import (
@@ -16,7 +17,7 @@ from kafka import (
     KafkaProducer,
 )
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream_al.service.preflight import host_port
 from stream_al.settings import Settings
@@ -26,6 +27,58 @@ if TYPE_CHECKING:
     from stream_al.transport import GroupConsumer, LogConsumer
 
 log = logging.getLogger(__name__)
+
+
+class Outages:
+    """Carries a long-running client loop (a labeler, the oracle) over broker outages.
+
+    kafka-python 3 may raise a retriable error from ``poll`` or ``committed`` while the
+    broker is away (the connection refused while it looks for the coordinator); a loop
+    that let it through died at the first broker restart, and its queries went unanswered.
+    Each step of such a loop runs in :meth:`step`: a retriable error ends the step, is
+    logged once per outage, and the loop carries on after ``pause_s``; the client
+    reconnects by itself. Any other error passes.
+
+    >>> import logging
+    >>> from kafka.errors import KafkaConnectionError
+    >>> outages = Outages("the example", pause_s=0)
+    >>> with outages.step():
+    ...     raise KafkaConnectionError("111 ECONNREFUSED")
+    >>> outages.away
+    True
+    >>> with outages.step():
+    ...     pass
+    >>> outages.away
+    False
+    """
+
+    def __init__(self, what: str, pause_s: float = 0.5) -> None:
+        self.what = what
+        self.pause_s = pause_s
+        self._since: float | None = None
+
+    @property
+    def away(self) -> bool:
+        """Whether the last step ended on a retriable error."""
+        return self._since is not None
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        try:
+            yield
+        except KafkaError as error:
+            if not error.retriable:
+                raise
+            if self._since is None:
+                self._since = time.monotonic()
+                log.warning("%s: the broker is not reachable (%s); retrying", self.what, error)
+            time.sleep(self.pause_s)
+            return
+        if self._since is not None:
+            log.info(
+                "%s: the broker is back after %.1f s", self.what, time.monotonic() - self._since
+            )
+            self._since = None
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:

@@ -56,7 +56,8 @@ WAIT_S = 120.0  # the longest any single condition may take; every wait is bound
 # -- helpers -------------------------------------------------------------------------------
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float, what: object) -> None:
+    """Poll ``condition`` until true; ``what`` is read only on timeout, so it may say more."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -216,14 +217,50 @@ def label_ids(bootstrap: str, settings: Settings) -> list[str]:
     return [json.loads(r.value)["id"] for r in read_topic(bootstrap, settings.topics.labels)]
 
 
-def settled(
-    progress: Progress, bootstrap: str, settings: Settings, learned: Callable[[], float | None]
-) -> bool:
-    """Every sample committed, every query answered and every answer learned."""
-    if progress.behind(settings.group_id, settings.topics.samples):
-        return False
-    labels = answered_labels(bootstrap, settings)
-    return labels is not None and learned() == len(labels)
+class Settled:
+    """Every sample committed, every query answered and every answer learned.
+
+    Called until true; ``str()`` also says what the last call still waited for, so a
+    timeout names the part that stalled.
+    """
+
+    def __init__(
+        self,
+        progress: Progress,
+        bootstrap: str,
+        settings: Settings,
+        learned: Callable[[], float | None],
+    ) -> None:
+        self.progress, self.bootstrap, self.settings, self.learned = (
+            progress,
+            bootstrap,
+            settings,
+            learned,
+        )
+        self.waiting_for = "nothing checked yet"
+
+    def __call__(self) -> bool:
+        behind = self.progress.behind(self.settings.group_id, self.settings.topics.samples)
+        if behind:
+            self.waiting_for = f"{behind} samples not committed"
+            return False
+        queries = topic_ids(self.bootstrap, self.settings.topics.oracle)
+        labels = topic_ids(self.bootstrap, self.settings.topics.labels)
+        if not queries <= labels:
+            self.waiting_for = f"{len(queries - labels)} of {len(queries)} queries unanswered"
+            return False
+        learned = self.learned()
+        if learned != len(labels):
+            self.waiting_for = f"{learned} of {len(labels)} labels learned"
+            return False
+        return True
+
+    def __str__(self) -> str:
+        return f"every sample, query and label to be processed (still {self.waiting_for})"
+
+
+def topic_ids(bootstrap: str, topic: str) -> set[str]:
+    return {json.loads(r.value)["id"] for r in read_topic(bootstrap, topic)}
 
 
 def answered_labels(bootstrap: str, settings: Settings) -> set[str] | None:
@@ -232,9 +269,8 @@ def answered_labels(bootstrap: str, settings: Settings) -> set[str] | None:
     Judged from the topics, not from the oracle's committed offsets: a labeler may answer
     while its group is rebalancing, when it cannot commit.
     """
-    queries = {json.loads(r.value)["id"] for r in read_topic(bootstrap, settings.topics.oracle)}
-    labels = set(label_ids(bootstrap, settings))
-    return labels if queries <= labels else None
+    labels = topic_ids(bootstrap, settings.topics.labels)
+    return labels if topic_ids(bootstrap, settings.topics.oracle) <= labels else None
 
 
 def predicted_ids(bootstrap: str, settings: Settings) -> list[str]:
@@ -307,13 +343,10 @@ def test_broker_restart_mid_stream_loses_nothing(
             feeder.join(WAIT_S)
             assert not feeder.is_alive(), "the feeder did not finish"
 
-            wait_for(
-                lambda: settled(
-                    progress, kafka_bootstrap, settings, lambda: service.learner.labels_learned
-                ),
-                WAIT_S,
-                "every sample, query and label to be processed",
+            settled = Settled(
+                progress, kafka_bootstrap, settings, lambda: service.learner.labels_learned
             )
+            wait_for(settled, WAIT_S, settled)
             learner = service.learner
         # Leaving the block stopped the service; it raises if the loop had failed.
     finally:
@@ -535,16 +568,13 @@ def test_kills_and_a_broker_restart_lose_no_label_without_features(
             wait_for(service.ready, WAIT_S, "the last start to be ready")
             feeder.join(WAIT_S)
             assert not feeder.is_alive(), "the feeder did not finish"
-            wait_for(
-                lambda: settled(
-                    progress,
-                    kafka_bootstrap,
-                    settings,
-                    lambda: service.metric("stream_al_labels_learned"),
-                ),
-                2 * WAIT_S,
-                "every sample, query and label to be processed",
+            settled = Settled(
+                progress,
+                kafka_bootstrap,
+                settings,
+                lambda: service.metric("stream_al_labels_learned"),
             )
+            wait_for(settled, 2 * WAIT_S, settled)
         exit_code = service.terminate()
     finally:
         service.stop_if_running()
