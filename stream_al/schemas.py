@@ -29,16 +29,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
     PlainValidator,
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
 from stream_al.core.types import ClassLabel, FeatureValue, QueryReason
@@ -116,16 +120,13 @@ def _feature_value(value: Any) -> FeatureValue:
     raise ValueError(f"must be a number, string or boolean, not {type(value).__name__}")
 
 
+_FEATURE_VALUE_SCHEMA = {
+    "description": "a finite number, a string of at most 4096 characters, or a boolean; "
+    "null is a missing value",
+    "type": ["number", "string", "boolean", "null"],
+}
 WireFeatureValue = Annotated[
-    FeatureValue,
-    PlainValidator(_feature_value),
-    WithJsonSchema(
-        {
-            "description": "a finite number, a string of at most 4096 characters, or a "
-            "boolean; null is a missing value",
-            "type": ["number", "string", "boolean", "null"],
-        }
-    ),
+    FeatureValue, PlainValidator(_feature_value), WithJsonSchema(_FEATURE_VALUE_SCHEMA)
 ]
 MetadataValue = str | int | float | bool | None
 
@@ -145,10 +146,64 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-Features = Annotated[
+#: The features as Python values (a sample built in code, the reference decoder): a check
+#: per value, each refusal in its own words. Every dead-letter detail comes from here.
+_PythonFeatures = Annotated[
     dict[FeatureName, WireFeatureValue],
     BeforeValidator(_drop_nulls),
     Field(max_length=MAX_FEATURES),
+]
+
+
+def _without_nulls(features: dict[str, FeatureValue | None]) -> dict[str, FeatureValue]:
+    if None in features.values():
+        features = _drop_nulls(features)
+    if len(features) > MAX_FEATURES:
+        raise ValueError(f"at most {MAX_FEATURES} features")
+    return features  # type: ignore[return-value]  # no None is left
+
+
+_FLOAT_MAX = sys.float_info.max
+
+#: The features as JSON (the fast decoder): what ``_PythonFeatures`` accepts, as
+#: pydantic-core schemas, so that pydantic validates a message in one pass while parsing it
+#: (no Python call per value, and no Python dict built first as a ``BeforeValidator``
+#: needs), about twice as fast. Strict members keep JSON's types (true stays a bool, 1 an
+#: int, "1" a string). Its refusals are not worded for people: a message it refuses is
+#: decoded again by the reference, which says why (``_decode``). The float member takes an
+#: integer the int member refused, and one just past the float range becomes the largest
+#: float: so the largest float itself is left to the reference too.
+_JsonFeatures = Annotated[
+    dict[
+        FeatureName,
+        Annotated[bool, Field(strict=True)]
+        | Annotated[int, Field(strict=True, ge=-int(_FLOAT_MAX), le=int(_FLOAT_MAX))]
+        | Annotated[float, Field(strict=True, allow_inf_nan=False, gt=-_FLOAT_MAX, lt=_FLOAT_MAX)]
+        | Annotated[str, Field(strict=True, max_length=MAX_STRING_VALUE_LENGTH)]
+        | None,
+    ],
+    AfterValidator(_without_nulls),
+]
+
+
+def _features_schema(_source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    return core_schema.json_or_python_schema(
+        json_schema=handler.generate_schema(_JsonFeatures),
+        python_schema=handler.generate_schema(_PythonFeatures),
+    )
+
+
+Features = Annotated[
+    dict[str, FeatureValue],
+    GetPydanticSchema(_features_schema),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": _FEATURE_VALUE_SCHEMA,
+            "propertyNames": {"maxLength": MAX_NAME_LENGTH, "minLength": 1},
+            "maxProperties": MAX_FEATURES,
+        }
+    ),
 ]
 
 

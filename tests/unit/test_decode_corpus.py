@@ -12,6 +12,7 @@ for the predictions and queries built from it.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -174,3 +175,42 @@ def test_an_ignored_field_is_read_alike_by_both_paths(extra: bytes) -> None:
     # whatever json.loads refuses in them (too many digits, too deep), the fast path must
     # not let through.
     _same_both_ways(b'{"id": "a", "features": {}, "label": "x", "extra": ' + extra + b"}")
+
+
+_FLOAT_MAX = int(sys.float_info.max)
+
+
+@pytest.mark.parametrize(
+    "features",
+    [
+        {"x": _FLOAT_MAX},  # the largest integer a float holds: accepted
+        {"x": _FLOAT_MAX + 1},  # one more: refused
+        {"x": -_FLOAT_MAX - 1},
+        {"x": _FLOAT_MAX + 2**969},  # still the largest float when read as one
+        {"x": sys.float_info.max},  # the largest float: the fast path leaves it
+        {"x": -sys.float_info.max},
+        {"x": 1.7976931348623158e308},  # rounds to the largest float
+        {"x": 1, "y": 1.0, "z": True, "w": "1", "n": None},  # JSON's types kept
+        {"x": 0, "y": -0.0, "z": False, "w": ""},
+        {"s": "a" * schemas.MAX_STRING_VALUE_LENGTH},
+        {"s": "a" * (schemas.MAX_STRING_VALUE_LENGTH + 1)},
+        {"x": [1.0]},
+        {"x": {"y": 1.0}},
+        {"": 1.0},
+        {"n" * schemas.MAX_NAME_LENGTH: 1.0},
+        {"n" * (schemas.MAX_NAME_LENGTH + 1): 1.0},
+        {f"f{i}": 1.0 for i in range(schemas.MAX_FEATURES)},
+        {f"f{i}": 1.0 for i in range(schemas.MAX_FEATURES + 1)},
+        # Nulls are missing values: they do not count against the limit.
+        {**{f"f{i}": 1.0 for i in range(schemas.MAX_FEATURES)}, "a": None, "b": None},
+        {f"f{i}": None for i in range(schemas.MAX_FEATURES + 1)},
+    ],
+    ids=lambda features: _short(json.dumps(features))[:40],
+)
+def test_the_fast_schema_keeps_every_bound_of_the_reference(features: dict[str, Any]) -> None:
+    # JSON features are validated with pydantic-core's own types (strict bool, int
+    # within the float range, finite float, bounded string); the reference with a Python
+    # check per value (Python input, and the reference decoder). Both must accept and
+    # refuse alike, at and past every bound, with the same values.
+    raw = json.dumps({"id": "a", "features": features, "label": "x"}).encode()
+    _same_both_ways(raw)
