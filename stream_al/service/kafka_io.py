@@ -22,6 +22,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from stream_al.service.preflight import host_port
 from stream_al.settings import Settings
 from stream_al.transport.base import TopicPartition as Partition
+from stream_al.transport.partitioning import KeyedPartitioner
 
 if TYPE_CHECKING:
     from stream_al.transport import GroupConsumer, LogConsumer
@@ -93,6 +94,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "delivery_timeout_ms": 600_000,
         "max_block_ms": 600_000,
         "metrics_enabled": False,
+        "partitioner": KeyedPartitioner(),
     }
     config.update(overrides)
     return KafkaProducer(**config)
