@@ -87,7 +87,11 @@ class Scored:
 
     @property
     def queried(self) -> bool:
-        return self.asked_before or any(query.id == self.sample_id for query in self.queries)
+        # Read once per sample; most have no query, and building the generator for an
+        # empty search cost more than the search.
+        return self.asked_before or (
+            bool(self.queries) and any(query.id == self.sample_id for query in self.queries)
+        )
 
     def encoded_prediction(self, sample: Sample, model_version: int) -> bytes:
         """``encode(self.prediction(sample, model_version))``, without building the model
