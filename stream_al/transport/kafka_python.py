@@ -68,8 +68,18 @@ class _Listener(ConsumerRebalanceListener):
 
 
 class _Producer:
-    def __init__(self, producer: KafkaProducer) -> None:
-        self._producer = producer
+    """kafka-python's producer, replaced by a fresh one after a delivery failed.
+
+    Once the broker refused a batch (a message over the topic's ``max.message.bytes``, say),
+    kafka-python 3's idempotent sender aborts every batch after it as well: each later send
+    would fail, and the service replay its batch forever. A fresh producer fails that message
+    alone, as librdkafka does (tests/integration/test_broker.py).
+    """
+
+    def __init__(self, make: Callable[[], KafkaProducer]) -> None:
+        self._make = make
+        self._producer = make()
+        self._unflushed: list[Delivery] = []
 
     def send(
         self,
@@ -83,6 +93,7 @@ class _Producer:
             future: Delivery = self._producer.send(topic, key=key, value=value, headers=headers)
         except KafkaError as error:
             raise TransportError(f"{type(error).__name__}: {error}", error.retriable) from error
+        self._unflushed.append(future)
         return future
 
     def flush(self, timeout: float) -> None:
@@ -90,6 +101,11 @@ class _Producer:
             self._producer.flush(timeout=timeout)
         except KafkaTimeoutError as error:
             raise DeliveryTimeout(str(error)) from error
+        flushed, self._unflushed = self._unflushed, []
+        if any(delivery.failed() for delivery in flushed):
+            log.warning("a delivery failed: replacing the producer, which fails all after it")
+            close_producer(self._producer, 0)
+            self._producer = self._make()
 
     def close(self, timeout: float) -> None:
         close_producer(self._producer, timeout)
@@ -182,7 +198,7 @@ class KafkaPythonTransport:
         self._settings = settings
 
     def producer(self) -> _Producer:
-        return _Producer(kafka_io.producer(self._settings))
+        return _Producer(functools.partial(kafka_io.producer, self._settings))
 
     def group_consumer(self) -> _GroupConsumer:
         return _GroupConsumer(kafka_io.samples_consumer(self._settings))

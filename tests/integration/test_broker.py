@@ -238,3 +238,33 @@ def test_both_transports_put_a_key_on_the_partition_the_java_client_would(
     placed = {record.key: record.partition for record in records}
     java = {key: (murmur2(key) & 0x7FFFFFFF) % partitions for key in keys}
     assert placed == java
+
+
+@pytest.mark.parametrize("client", ["kafka-python", "librdkafka"])
+def test_both_transports_report_exactly_the_delivery_the_broker_refused(
+    kafka_bootstrap: str, client: str
+) -> None:
+    """A message the broker refuses (larger than the topic's ``max.message.bytes``) is the
+    one delivery ``failed()`` names once ``flush`` returned, with its exception; the rest are
+    delivered. The service replays a batch on exactly this signal, and withdraws the queries
+    that failed."""
+    from stream_al.settings import Settings
+    from stream_al.transport import open_transport
+
+    topic = make_topic_names("broker-smoke", f"refused-{client}")[f"refused-{client}"]
+    create_topics(kafka_bootstrap, [topic], configs={"max.message.bytes": "2048"})
+    settings = Settings(kafka={"bootstrap_servers": kafka_bootstrap, "client": client})
+    producer = open_transport(settings).producer()
+    sent = []
+    try:
+        # Each in a flush of its own: a refused record batch fails every message in it.
+        for key, value in [(b"a", b"{}"), (b"big", b"x" * 8192), (b"b", b"{}")]:
+            sent.append((key, producer.send(topic, key, value, None)))
+            producer.flush(_TIMEOUT_S)
+    finally:
+        producer.close(_TIMEOUT_S)
+    failed = {key: delivery.failed() for key, delivery in sent}
+    assert failed == {b"a": False, b"big": True, b"b": False}
+    refused = dict(sent)[b"big"].exception
+    assert refused is not None and "large" in str(refused).lower()
+    assert [record.key for record in _read_from_start(kafka_bootstrap, topic, 2)] == [b"a", b"b"]
