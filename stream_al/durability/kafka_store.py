@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from stream_al.durability.checkpoint import Checkpoint
@@ -52,6 +51,7 @@ from stream_al.durability.errors import (
 from stream_al.durability.keys import shared_store_key
 from stream_al.durability.store import Candidate, restore_latest
 from stream_al.kafka_compat import close_producer
+from stream_al.service.kafka_io import topic_configs
 
 log = logging.getLogger(__name__)
 
@@ -390,7 +390,7 @@ class KafkaCheckpointStore:
                     log.info("created compacted checkpoint topic %r", self.topic)
                 except TopicAlreadyExistsError:
                     pass  # another replica won the race; check its settings below
-            found = _topic_configs(admin, self.topic, ("cleanup.policy", "max.message.bytes"))
+            found = topic_configs(admin, self.topic, ("cleanup.policy", "max.message.bytes"))
         finally:
             admin.close()
         policy = found.get("cleanup.policy") or "delete"
@@ -428,13 +428,6 @@ def _parse_seq(headers: list[tuple[str, bytes]] | None) -> int | None:
                 return None
             return seq if 0 <= seq < 2**62 else None
     return None
-
-
-def _topic_configs(admin: KafkaAdminClient, topic: str, names: tuple[str, ...]) -> dict[str, str]:
-    resource = ConfigResource(ConfigResourceType.TOPIC, topic, {name: None for name in names})
-    described = admin.describe_configs([resource], config_filter="all")
-    entries = described.get("topic", {}).get(topic, {})
-    return {name: entry.get("value") for name, entry in entries.items() if name in names}
 
 
 def _split_client_configs(kafka_config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ from kafka import (
     KafkaConsumer,
     KafkaProducer,
 )
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream_al.service.preflight import host_port
@@ -144,10 +144,45 @@ def topic_names(settings: Settings) -> list[str]:
     return [*names, topics.predictions] if topics.predictions else names
 
 
+#: What a record the service writes needs beyond its value (at most ``max_message_bytes``):
+#: its key, its headers (a dead letter's are bounded at 17 KiB) and the batch's framing.
+RECORD_OVERHEAD_BYTES = 32 * 1024
+#: What a topic takes when neither it nor the broker says otherwise (``message.max.bytes``).
+_KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+
+
+class TopicTooSmall(ValueError):
+    """A topic the service writes to refuses messages as large as the service may send."""
+
+
+def written_topics(settings: Settings) -> list[str]:
+    """The topics the service itself writes to."""
+    topics = settings.topics
+    names = [topics.oracle, topics.dead_letters]
+    return [*names, topics.predictions] if topics.predictions else names
+
+
+def topic_configs(admin: KafkaAdminClient, topic: str, names: tuple[str, ...]) -> dict[str, str]:
+    """The values of the configs ``names`` of ``topic`` in force (defaults included)."""
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic, {name: None for name in names})
+    described = admin.describe_configs([resource], config_filter="all")
+    entries = described.get("topic", {}).get(topic, {})
+    return {name: entry.get("value") for name, entry in entries.items() if name in names}
+
+
 def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = None) -> None:
-    """Create the service's topics that do not exist yet (``extra``: name -> topic configs)."""
+    """Create the service's topics that do not exist yet (``extra``: name -> topic configs).
+
+    Those the service writes to are created taking its largest message, and an existing one
+    that takes less ends the start with ``TopicTooSmall``: otherwise the broker would refuse
+    such a message, and the service replay its batch for ever.
+    """
     topics = settings.topics
     wanted: dict[str, dict[str, str]] = {name: {} for name in topic_names(settings)}
+    needed = settings.max_message_bytes + RECORD_OVERHEAD_BYTES
+    if needed > _KAFKA_DEFAULT_MAX_MESSAGE_BYTES:
+        for name in written_topics(settings):
+            wanted[name] = {"max.message.bytes": str(needed)}
     wanted.update(extra or {})
     admin = KafkaAdminClient(**settings.kafka.client_config())
     try:
@@ -167,8 +202,25 @@ def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = 
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
             log.info("created topics %s", ", ".join(topic.name for topic in missing))
+        for name in written_topics(settings):
+            _check_message_limit(admin, name, needed, settings.max_message_bytes)
     finally:
         admin.close()
+
+
+def _check_message_limit(admin: KafkaAdminClient, topic: str, needed: int, largest: int) -> None:
+    try:
+        found = topic_configs(admin, topic, ("max.message.bytes",)).get("max.message.bytes")
+    except KafkaError as error:  # not allowed to describe configs, say: the broker will tell
+        log.warning("could not read max.message.bytes of topic %r (%s)", topic, error)
+        return
+    if found is not None and int(found) < needed:
+        raise TopicTooSmall(
+            f"topic {topic!r} takes messages of at most {int(found)} bytes (max.message.bytes), "
+            f"less than the service may write to it: max_message_bytes {largest} + "
+            f"{RECORD_OVERHEAD_BYTES} for key and headers = {needed}. Raise the topic's "
+            "max.message.bytes or lower max_message_bytes"
+        )
 
 
 def subscribe(

@@ -6,13 +6,20 @@ import json
 import random
 
 import pytest
+from kafka import KafkaAdminClient
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.coordinator.base import MemberState
 
-from stream_al.core.config import LearnerConfig, ModelConfig
+from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.schemas import LabelMessage, Sample, encode
 from stream_al.service.app import Service
-from stream_al.service.dead_letters import REASON_HEADER
+from stream_al.service.dead_letters import DETAIL_HEADER, REASON_HEADER
+from stream_al.service.kafka_io import (
+    RECORD_OVERHEAD_BYTES,
+    TopicTooSmall,
+    topic_configs,
+    written_topics,
+)
 from stream_al.service.metrics import ServiceMetrics
 from stream_al.transport import TransportError
 from tests.integration.harness import (
@@ -24,6 +31,7 @@ from tests.integration.harness import (
     step_until,
     wait_until,
 )
+from tests.kafka_broker import create_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.usefixtures("kafka_client")]
 
@@ -79,6 +87,86 @@ def test_values_the_model_cannot_take_are_dead_lettered_and_the_service_goes_on(
     dead = read_topic(kafka_bootstrap, settings.topics.dead_letters)
     assert {header(r, REASON_HEADER) for r in dead} == {"model_error"}
     assert all(json.loads(r.value)["features"]["x"] in (1e308, -1e308) for r in dead)
+
+
+def test_a_query_or_prediction_too_large_to_send_dead_letters_its_sample(
+    kafka_bootstrap: str,
+) -> None:
+    # A sample within max_message_bytes can make a larger query: its features written again
+    # (1e15 comes out as 1000000000000000.0) beside the model's probabilities. Sent as it
+    # was, such a query went past what the producer takes (max_message_bytes + 64 KiB), the
+    # send raised, and the service stopped; after a restart the same sample stopped it again.
+    limit = 150_000
+    settings = service_settings(
+        kafka_bootstrap,
+        LearnerConfig(strategy=StrategyConfig(budget=1.0, warmup=10)),  # every sample asked
+        partitions=1,
+        max_message_bytes=limit,
+    )
+    features = b",".join(b'"f%04d":1e15' % i for i in range(9000))
+    expanding = b'{"id":"expanding","features":{' + features + b"}}"
+    assert len(expanding) <= limit
+    samples = [(b"s0", encode(Sample(id="s0", features={"x": 1.0})))]
+    samples += [(b"expanding", expanding), (b"s2", encode(Sample(id="s2", features={"x": 2.0})))]
+    send_raw(kafka_bootstrap, settings.topics.samples, samples)
+    service = Service(settings, metrics=ServiceMetrics(port=0))
+    service.connect()
+    try:
+        step_until(
+            service, lambda: service.learner.samples_seen == 3, 60, "the three samples scored"
+        )
+        assert not service.learner.knows("expanding")  # not asked, so not waited for
+        assert service.learner.knows("s0") and service.learner.knows("s2")
+    finally:
+        service.close()
+    dead = read_topic(kafka_bootstrap, settings.topics.dead_letters)
+    assert [(r.key, header(r, REASON_HEADER)) for r in dead] == [(b"expanding", "too_large")]
+    assert "its query about 'expanding' would be" in (header(dead[0], DETAIL_HEADER) or "")
+    assert dead[0].value == expanding  # the sample itself, as it came
+    asked = [r.key for r in read_topic(kafka_bootstrap, settings.topics.oracle)]
+    assert asked == [b"s0", b"s2"]
+    predicted = [r.key for r in read_topic(kafka_bootstrap, settings.topics.predictions)]
+    assert predicted == [b"s0", b"expanding", b"s2"]  # every sample still gets its prediction
+
+
+def test_a_topic_too_small_for_the_largest_message_ends_the_start(
+    kafka_bootstrap: str,
+) -> None:
+    # The broker refuses a message over a topic's max.message.bytes, and the service would
+    # replay the batch that holds it for ever: a topic that cannot take what the service may
+    # write is a configuration error, named at the start.
+    settings = service_settings(kafka_bootstrap, LearnerConfig(), partitions=1)
+    create_topics(
+        kafka_bootstrap, [settings.topics.oracle], configs={"max.message.bytes": "100000"}
+    )
+    service = Service(settings, metrics=ServiceMetrics(port=0))
+    try:
+        with pytest.raises(
+            TopicTooSmall,
+            match=rf"topic '{settings.topics.oracle}' takes messages of at most 100000 bytes",
+        ):
+            service.connect()
+    finally:
+        service.close()
+
+
+def test_the_topics_it_writes_are_created_for_its_largest_message(kafka_bootstrap: str) -> None:
+    settings = service_settings(
+        kafka_bootstrap, LearnerConfig(), partitions=1, max_message_bytes=3_000_000
+    )
+    service = Service(settings, metrics=ServiceMetrics(port=0))
+    service.connect()
+    service.close()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        limits = {
+            name: topic_configs(admin, name, ("max.message.bytes",))["max.message.bytes"]
+            for name in written_topics(settings)
+        }
+    finally:
+        admin.close()
+    wanted = str(3_000_000 + RECORD_OVERHEAD_BYTES)
+    assert limits == dict.fromkeys(written_topics(settings), wanted)
 
 
 def test_a_member_stuck_in_a_rebalance_joins_the_group_afresh(
