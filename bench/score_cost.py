@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from revision import ROOT, checkout, importing
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.core.learner import ActiveLearner
@@ -94,9 +94,10 @@ def one_round(n: int) -> dict[str, float]:
 
 def in_process(n: int, source: Path) -> dict[str, float]:
     """``one_round`` in a fresh interpreter importing ``stream_al`` from ``source``."""
-    env = os.environ | {"PYTHONPATH": str(source)}
     command = [sys.executable, __file__, "--one-round", "--samples", str(n)]
-    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        command, env=importing(source), check=True, capture_output=True, text=True
+    )
     return json.loads(done.stdout)
 
 
@@ -133,19 +134,12 @@ def main() -> int:
     if args.against is None:
         report("this tree", best([one_round(n) for _ in range(args.rounds)]))
         return 0
-    root = Path(__file__).resolve().parent.parent
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "against"
-        git = ["git", "-C", str(root)]
-        subprocess.run([*git, "worktree", "add", "--quiet", "--detach", str(tree), args.against])
-        try:
-            old: list[dict[str, float]] = []
-            new: list[dict[str, float]] = []
-            for _ in range(args.rounds):
-                old.append(in_process(n, tree))
-                new.append(in_process(n, root))
-        finally:
-            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
+    old: list[dict[str, float]] = []
+    new: list[dict[str, float]] = []
+    with checkout(args.against) as tree:
+        for _ in range(args.rounds):
+            old.append(in_process(n, tree))
+            new.append(in_process(n, ROOT))
     before, after = best(old), best(new)
     report(f"{args.against}", before)
     report("this tree", after)

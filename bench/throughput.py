@@ -1,6 +1,7 @@
 """Throughput of the service against kafka-python's raw consume rate, side by side.
 
 Usage: python bench/throughput.py [--samples N] [--bootstrap HOST:PORT | --kafka-launcher PATH]
+                                  [--services-only] [--answer] [--against GIT_REF [--rounds R]]
 
 It writes N samples to a fresh topic, then measures in one run, each loop reading the same
 N messages, with the same learner (logistic regression warmed on 2,000 labels):
@@ -20,6 +21,10 @@ service run's decision latency (validate + score + decide) p50 / p99, its reside
 and the Python allocator's blocks at the start and after each tenth. ``--answer`` runs a
 labeler in a process of its own that answers every query, so the services learn and their
 pending stores drain as in production (without it every query stays pending).
+With ``--against GIT_REF`` it measures only the service, on each client, of that revision (in
+a temporary git worktree) and of this tree over the same samples: R rounds, each run a fresh
+process, the two revisions alternating, then the medians and their ratio (a change's effect
+on a shared machine, where one run against another minutes later differs by a tenth).
 Targets (issue 12): the librdkafka service <= 35 us CPU per sample, >= 0.5 of kafka-python's
 raw consume rate and ahead of the Quix Streams peer; the kafka-python service <= 100 us CPU
 per sample; p99 <= 1 ms; memory flat (``--samples 1000000`` for the long run).
@@ -30,10 +35,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import gc
 import json
 import math
 import multiprocessing
+import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -44,6 +52,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from revision import ROOT, checkout, importing
 
 from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
 from stream_al.core.learner import ActiveLearner
@@ -329,6 +338,50 @@ def labeler(bootstrap: str, settings: Settings, enabled: bool) -> Iterator[None]
             process.kill()
 
 
+def one_service(bootstrap: str, run: str, client: str, samples: int) -> Measured:
+    """The service on ``client`` over the samples of run ``run``, in a fresh group."""
+    settings = bench_settings(bootstrap, run)
+    group = f"{client}-{uuid.uuid4().hex[:6]}"
+    return service_rate(
+        on_client(settings, client, group), samples, warm_learner(settings.learner)
+    ).measured
+
+
+def against(bootstrap: str, samples: int, ref: str, rounds: int) -> int:
+    """The service loop of ``ref`` and of this tree on the same samples, side by side.
+
+    Each run is a fresh process importing ``stream_al`` from one revision (this script's
+    ``--one-service``), the two revisions alternating round after round, so that the load
+    of a shared machine hits both alike; the medians and their ratio are the figures.
+    """
+    run = uuid.uuid4().hex[:8]
+    write_samples(bench_settings(bootstrap, run), samples)
+    runs: dict[tuple[str, str], list[Measured]] = {}
+    with checkout(ref) as tree:
+        for _ in range(rounds):
+            for client in CLIENTS:
+                for name, source in ((ref, tree), ("this tree", ROOT)):
+                    command = [sys.executable, __file__, "--bootstrap", bootstrap]
+                    command += ["--samples", str(samples), "--one-service", client, run]
+                    done = subprocess.run(
+                        command, env=importing(source), check=True, capture_output=True, text=True
+                    )
+                    figures = json.loads(done.stdout.splitlines()[-1])
+                    runs.setdefault((client, name), []).append(Measured(**figures))
+    print(
+        f"\nthe service, CPU us per sample: median of {rounds} runs (each run), {samples} samples"
+    )
+    print(f"{'client':<14} {ref:>28} {'this tree':>28} {'ratio':>6}")
+    for client in CLIENTS:
+        before, after = (sorted(m.cpu_us for m in runs[client, n]) for n in (ref, "this tree"))
+        old, new = statistics.median(before), statistics.median(after)
+        cells = [
+            f"{m:.1f} ({' '.join(f'{v:.1f}' for v in r)})" for m, r in ((old, before), (new, after))
+        ]
+        print(f"{client:<14} {cells[0]:>28} {cells[1]:>28} {old / new:5.2f}x")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=50_000)
@@ -344,18 +397,39 @@ def main() -> int:
         action="store_true",
         help="a labeler process answers every query, so the services learn as in production",
     )
+    parser.add_argument(
+        "--against",
+        metavar="GIT_REF",
+        help="instead: the service of this revision and of this tree, alternating runs",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --against")
+    parser.add_argument("--one-service", nargs=2, metavar=("CLIENT", "RUN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.bootstrap:
-        return run(args.bootstrap, args.samples, args.services_only, args.answer)
-    with local_broker(args.kafka_launcher, "bench") as bootstrap:
+    if args.one_service:
+        measured = one_service(
+            args.bootstrap, args.one_service[1], args.one_service[0], args.samples
+        )
+        print(json.dumps(dataclasses.asdict(measured)))
+        return 0
+
+    def chosen(bootstrap: str) -> int:
+        if args.against:
+            return against(bootstrap, args.samples, args.against, args.rounds)
         return run(bootstrap, args.samples, args.services_only, args.answer)
 
+    if args.bootstrap:
+        return chosen(args.bootstrap)
+    with local_broker(args.kafka_launcher, "bench") as bootstrap:
+        return chosen(bootstrap)
 
-def run(bootstrap: str, samples: int, services_only: bool = False, answer: bool = False) -> int:
 
-    run = uuid.uuid4().hex[:8]
+CLIENTS = ("kafka-python", "librdkafka")
+
+
+def bench_settings(bootstrap: str, run: str) -> Settings:
+    """The service's settings for the run ``run``: its own topics, one partition each."""
     learner = LearnerConfig(model=ModelConfig(name="logreg"), strategy=StrategyConfig(budget=0.05))
-    settings = Settings(
+    return Settings(
         kafka={"bootstrap_servers": bootstrap, "auto_offset_reset": "earliest"},
         topics={
             name: f"bench-{run}.{name}"
@@ -365,12 +439,30 @@ def run(bootstrap: str, samples: int, services_only: bool = False, answer: bool 
         group_id=f"bench-{run}",
         learner=learner,
     )
+
+
+def on_client(settings: Settings, client: str, group: str) -> Settings:
+    """``settings`` on ``client``, in a consumer group of its own (it reads every sample)."""
+    return settings.model_copy(
+        update={
+            "group_id": f"{settings.group_id}-{group}",
+            "kafka": settings.kafka.model_copy(update={"client": client}),
+        }
+    )
+
+
+def write_samples(settings: Settings, samples: int) -> None:
     kafka_io.ensure_topics(settings)
     print(f"writing {samples} samples to {settings.topics.samples} ...", flush=True)
-    fill_topic(bootstrap, settings.topics.samples, samples)
+    fill_topic(settings.kafka.bootstrap_servers, settings.topics.samples, samples)
 
+
+def run(bootstrap: str, samples: int, services_only: bool = False, answer: bool = False) -> int:
+    run = uuid.uuid4().hex[:8]
+    settings = bench_settings(bootstrap, run)
+    write_samples(settings, samples)
     topic, out = settings.topics.samples, settings.topics.dead_letters
-    warmed = warm_learner(learner)
+    warmed = warm_learner(settings.learner)
     raw = loop_rate(bootstrap, topic, samples, consume_only, out)
     rows = [("raw kafka-python consume", raw)]
     quix = None
@@ -386,14 +478,10 @@ def run(bootstrap: str, samples: int, services_only: bool = False, answer: bool 
         rows.append(("Quix Streams app + learner", quix))
     services: dict[str, ServiceRun] = {}
     with labeler(bootstrap, settings, enabled=answer):
-        for client in ("kafka-python", "librdkafka"):
-            on_client = settings.model_copy(
-                update={
-                    "group_id": f"{settings.group_id}-{client}",
-                    "kafka": settings.kafka.model_copy(update={"client": client}),
-                }
+        for client in CLIENTS:
+            services[client] = service_rate(
+                on_client(settings, client, client), samples, copy.deepcopy(warmed)
             )
-            services[client] = service_rate(on_client, samples, copy.deepcopy(warmed))
             rows.append((f"stream_al service, {client}", services[client].measured))
     print(f"\nsamples {samples} (hyperplane, 10 features, 1 partition), logreg warmed on 2,000")
     print(f"{'loop':<34} {'per second':>12} {'/ raw':>7} {'CPU us/sample':>14}")
