@@ -19,7 +19,13 @@ def checkout(ref: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "against"
         git = ["git", "-C", str(ROOT)]
-        subprocess.run([*git, "worktree", "add", "--quiet", "--detach", str(tree), ref], check=True)
+        added = subprocess.run(
+            [*git, "worktree", "add", "--quiet", "--detach", str(tree), ref],
+            capture_output=True,
+            text=True,
+        )
+        if added.returncode:
+            raise SystemExit(f"cannot check out {ref!r}: {added.stderr.strip()}")
         try:
             yield tree
         finally:

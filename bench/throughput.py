@@ -364,8 +364,10 @@ def against(bootstrap: str, samples: int, ref: str, rounds: int) -> int:
                     command = [sys.executable, __file__, "--bootstrap", bootstrap]
                     command += ["--samples", str(samples), "--one-service", client, run]
                     done = subprocess.run(
-                        command, env=importing(source), check=True, capture_output=True, text=True
+                        command, env=importing(source), capture_output=True, text=True
                     )
+                    if done.returncode:
+                        raise SystemExit(f"the run of {name} failed:\n{done.stderr[-3000:]}")
                     figures = json.loads(done.stdout.splitlines()[-1])
                     runs.setdefault((client, name), []).append(Measured(**figures))
     print(
