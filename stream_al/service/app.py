@@ -483,35 +483,32 @@ class Service:
         self._latencies.append(time.perf_counter() - started)
         topics = self.settings.topics
         seen = self.learner.samples_seen
+        # None over max_message_bytes is sent: a sample within the limit can make a larger
+        # query or prediction (its features and metadata written again beside the model's
+        # output, 1e15 as 1000000000000000.0), which the producer would refuse at send,
+        # stopping the service on this sample after every restart.
+        limit = self.settings.max_message_bytes
+        too_large: list[str] = []
         # A query's number is its place in the policy's count, sent or not.
         for number, query in enumerate(scored.queries, start=position + 1):
             value = encode(query)
-            if self._too_large(record, value, f"its query about {query.id!r}", "not asked"):
+            if len(value) > limit:
                 self.learner.withdraw(query.id)
+                too_large.append(f"its query about {query.id!r} ({len(value)} bytes) not asked")
                 continue
             headers = query_headers(self.replica, number, seen)
             self._send(topics.oracle, query.id, value, headers, query_id=query.id)
             self.metrics.query_sent(query.reason)
         if topics.predictions:
             prediction = scored.encoded_prediction(sample, self.learner.labels_learned)
-            if not self._too_large(record, prediction, "its prediction", "not sent"):
+            if len(prediction) > limit:
+                too_large.append(f"its prediction ({len(prediction)} bytes) not sent")
+            else:
                 self._send(topics.predictions, sample.id, prediction)
                 self._predictions += 1
-
-    def _too_large(self, record: Record, value: bytes, what: str, outcome: str) -> bool:
-        """Whether ``value`` is over ``max_message_bytes``: then its sample is dead-lettered.
-
-        A sample within the limit can make a larger message (its features written again
-        beside the model's output: 1e15 comes out as 1000000000000000.0). The producer
-        refuses one past the limit and a margin, which would stop the service on the same
-        sample after every restart; so none past the limit is sent.
-        """
-        limit = self.settings.max_message_bytes
-        if len(value) <= limit:
-            return False
-        detail = f"{what} would be {len(value)} bytes, over max_message_bytes {limit}: {outcome}"
-        self._reject_sample(record, "too_large", detail)
-        return True
+        if too_large:
+            detail = f"over max_message_bytes {limit}: {'; '.join(too_large)}"
+            self._reject_sample(record, "too_large", detail)
 
     def _fold_metrics(self) -> None:
         """Hand the step's counts to the metrics: once per batch, not per sample."""

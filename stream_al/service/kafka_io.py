@@ -137,11 +137,16 @@ def log_consumer(settings: Settings) -> KafkaConsumer:
     )
 
 
+def written_topics(settings: Settings) -> list[str]:
+    """The topics the service itself writes to."""
+    topics = settings.topics
+    names = [topics.oracle, topics.dead_letters]
+    return [*names, topics.predictions] if topics.predictions else names
+
+
 def topic_names(settings: Settings) -> list[str]:
     """The topics the service reads and writes (predictions only when turned on)."""
-    topics = settings.topics
-    names = [topics.samples, topics.oracle, topics.labels, topics.dead_letters]
-    return [*names, topics.predictions] if topics.predictions else names
+    return [settings.topics.samples, settings.topics.labels, *written_topics(settings)]
 
 
 #: What a record the service writes needs beyond its value (at most ``max_message_bytes``):
@@ -153,13 +158,6 @@ _KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 
 class TopicTooSmall(ValueError):
     """A topic the service writes to refuses messages as large as the service may send."""
-
-
-def written_topics(settings: Settings) -> list[str]:
-    """The topics the service itself writes to."""
-    topics = settings.topics
-    names = [topics.oracle, topics.dead_letters]
-    return [*names, topics.predictions] if topics.predictions else names
 
 
 def topic_configs(admin: KafkaAdminClient, topic: str, names: tuple[str, ...]) -> dict[str, str]:

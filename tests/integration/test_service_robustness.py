@@ -121,12 +121,44 @@ def test_a_query_or_prediction_too_large_to_send_dead_letters_its_sample(
         service.close()
     dead = read_topic(kafka_bootstrap, settings.topics.dead_letters)
     assert [(r.key, header(r, REASON_HEADER)) for r in dead] == [(b"expanding", "too_large")]
-    assert "its query about 'expanding' would be" in (header(dead[0], DETAIL_HEADER) or "")
+    assert "its query about 'expanding' (" in (header(dead[0], DETAIL_HEADER) or "")
     assert dead[0].value == expanding  # the sample itself, as it came
     asked = [r.key for r in read_topic(kafka_bootstrap, settings.topics.oracle)]
     assert asked == [b"s0", b"s2"]
     predicted = [r.key for r in read_topic(kafka_bootstrap, settings.topics.predictions)]
     assert predicted == [b"s0", b"expanding", b"s2"]  # every sample still gets its prediction
+
+
+def test_a_sample_whose_query_and_prediction_are_too_large_gets_one_dead_letter(
+    kafka_bootstrap: str,
+) -> None:
+    # Metadata travels into both the query and the prediction, written again: 1000 values of
+    # 1e15 make each of them about twice the sample. One dead letter says what was not sent.
+    limit = 20_000
+    settings = service_settings(
+        kafka_bootstrap,
+        LearnerConfig(strategy=StrategyConfig(budget=1.0, warmup=10)),
+        partitions=1,
+        max_message_bytes=limit,
+    )
+    metadata = b",".join(b'"m%03d":1e15' % i for i in range(1000))
+    wide = b'{"id":"wide","features":{"x":1.0},"metadata":{' + metadata + b"}}"
+    assert len(wide) <= limit
+    after = encode(Sample(id="after", features={"x": 2.0}))
+    send_raw(kafka_bootstrap, settings.topics.samples, [(b"wide", wide), (b"after", after)])
+    service = Service(settings, metrics=ServiceMetrics(port=0))
+    service.connect()
+    try:
+        step_until(service, lambda: service.learner.samples_seen == 2, 60, "both samples scored")
+    finally:
+        service.close()
+    dead = read_topic(kafka_bootstrap, settings.topics.dead_letters)
+    assert [(r.key, header(r, REASON_HEADER)) for r in dead] == [(b"wide", "too_large")]
+    detail = header(dead[0], DETAIL_HEADER) or ""
+    assert "its query about 'wide' (" in detail and "its prediction (" in detail
+    assert [r.key for r in read_topic(kafka_bootstrap, settings.topics.oracle)] == [b"after"]
+    predicted = read_topic(kafka_bootstrap, settings.topics.predictions)
+    assert [r.key for r in predicted] == [b"after"]
 
 
 def test_a_topic_too_small_for_the_largest_message_ends_the_start(
