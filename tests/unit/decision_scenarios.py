@@ -34,6 +34,8 @@ def _config(measure: str = "margin", model: str = "logreg", **strategy: Any) -> 
 #: name -> (dataset, samples, config, simulate keyword arguments)
 SCENARIOS: dict[str, tuple[str, int, LearnerConfig, dict[str, Any]]] = {
     "default-hyperplane": ("hyperplane", 3000, _config(), {}),
+    # The rank against the whole window, as before the model horizon (same decisions).
+    "whole-window-hyperplane": ("hyperplane", 3000, _config(model_horizon=0), {}),
     "margin-budget-0.1": ("phishing", 1250, _config("margin", budget=0.1), {}),
     "entropy-rbf": ("rbf-drift", 2000, _config("entropy", budget=0.1), {}),
     "least-confidence-sea": ("sea", 2000, _config("least-confidence"), {"label_delay": 50}),

@@ -71,16 +71,21 @@ def test_without_a_target_nothing_is_saved_and_decisions_are_todays() -> None:
 
 
 def test_stopping_saves_labels_under_a_cap_in_the_simulator() -> None:
+    # Every policy seed, not one: whether the estimate's lower bound clears the target
+    # early turns on whether one of its first few dozen random labels was predicted wrong
+    # (at a target of 0.9 on this stream, two seeds of six never stopped).
     examples = list(stream("sea", seed=0, limit=20_000))
     capped = StrategyConfig(budget=0.05, max_labels=800, seed=0)
-    base = simulate(examples, LearnerConfig(strategy=capped))
-    stopping = capped.model_copy(update={"target_accuracy": 0.9, "estimate_window": 10_000})
-    stopped = simulate(examples, LearnerConfig(strategy=stopping))
-    assert base.labels == 800
-    assert stopped.labels < 0.7 * base.labels
-    assert stopped.labels_saved > 0
-    assert stopped.events[0]["kind"] == "stopped"
-    assert stopped.accuracy > 0.96
+    assert simulate(examples, LearnerConfig(strategy=capped)).labels == 800
+    for seed in range(4):
+        stopping = capped.model_copy(
+            update={"seed": seed, "target_accuracy": 0.85, "estimate_window": 10_000}
+        )
+        stopped = simulate(examples, LearnerConfig(strategy=stopping))
+        assert stopped.labels < 0.75 * 800, seed
+        assert stopped.labels_saved > 0
+        assert stopped.events[0]["kind"] == "stopped"
+        assert stopped.accuracy > 0.96
 
 
 def test_stopping_settings_are_validated() -> None:

@@ -32,6 +32,7 @@ from stream_al.core.strategies import (
     VariableUncertainty,
     build_policy,
 )
+from stream_al.core.strategies.adaptive import MIN_HORIZON_SAMPLES
 from stream_al.core.strategies.window import SlidingWindow
 
 ALL_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
@@ -301,6 +302,53 @@ def test_adaptive_is_not_starved_by_the_cold_start_plateau() -> None:
     between = sum(300 <= i < 1000 for i, _ in picked)
     assert between >= 0.5 * budget * 700
     assert len(picked) / len(us) == pytest.approx(budget, rel=0.1)
+
+
+def test_adaptive_ranks_only_against_what_the_last_models_scored() -> None:
+    def window_after(horizon: int) -> list[int]:
+        selector = AdaptiveQuantile(window=1000, head_start=0, model_horizon=horizon)
+        policy = bare(selector, budget=0.5)
+        feed(policy, [0.5] * 1000)  # the newer half of the stream: 500 in the window
+        sizes = [len(selector.window)]
+        # Three labels back, after samples 1000, 1300 and 1310: sample 1311 is ranked
+        # against the 310 samples scored since the first of them, then joins them.
+        for samples in (300, 10, 1):
+            selector.answered("label")
+            feed(policy, [0.5] * samples)
+        sizes.append(len(selector.window))
+        # Three more at once: never fewer than MIN_HORIZON_SAMPLES to rank against.
+        for _ in range(3):
+            selector.answered("label")
+        feed(policy, [0.5])
+        sizes.append(len(selector.window))
+        return sizes
+
+    assert window_after(3) == [500, 311, MIN_HORIZON_SAMPLES + 1]
+    assert window_after(0) == [500, 655, 656]  # the newer half of the stream
+
+
+def test_adaptive_spends_the_budget_on_a_model_surer_after_every_label() -> None:
+    # Every label makes the model 1 % surer of everything. Against the whole window new
+    # samples rank low and the policy spends a fifth under B; against what the last ten
+    # models scored it holds B.
+    budget = 0.05
+
+    def rate(horizon: int) -> float:
+        policy = build_policy(
+            StrategyConfig(
+                budget=budget, warmup=0, exploration=0, head_start=0, model_horizon=horizon
+            )
+        )
+        rng, scale, asked = random.Random(5), 1.0, 0
+        for i in range(3000):
+            for selection in policy.offer(str(i), scale * rng.random()):
+                asked += 1
+                policy.labelled(selection.key, True)
+                scale *= 0.99
+        return asked / 3000
+
+    assert rate(0) < 0.8 * budget
+    assert rate(10) == pytest.approx(budget, rel=0.1)
 
 
 # --------------------------------------------------------------------------------- pool

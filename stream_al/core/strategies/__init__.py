@@ -81,7 +81,9 @@ def build_selector(config: StrategyConfig) -> Selector:
     c = config
     match c.name:
         case "adaptive":
-            return AdaptiveQuantile(c.window, c.head_start, c.pacing_labels, c.seed)
+            return AdaptiveQuantile(
+                c.window, c.head_start, c.pacing_labels, c.seed, model_horizon=c.model_horizon
+            )
         case "random":
             return RandomSampling(c.pacing_labels, c.seed)
         case "fixed":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import deque
 from typing import Any
 
 from stream_al.core.strategies.base import Decision, Selection
@@ -10,6 +11,11 @@ from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.random_sampling import paced_rate
 from stream_al.core.strategies.selector import Selector, derive_rng
 from stream_al.core.strategies.window import SlidingWindow
+
+#: The model horizon never cuts the ranking window below this many samples: a window of
+#: fewer ranks too coarsely to pick the top ``b`` (at B = 0.1, where 10 labels span about
+#: 100 samples, image-segments lost 0.014 of accuracy without this floor).
+MIN_HORIZON_SAMPLES = 200
 
 
 class AdaptiveQuantile(Selector):
@@ -45,6 +51,17 @@ class AdaptiveQuantile(Selector):
     is the largest single effect on prequential accuracy). From sample ``2 h`` on the
     loan is repaid and ``D`` is the plain deficit. ``h = 0`` disables it.
 
+    **Model horizon.** Uncertainties are comparable only when one model gave them, and a
+    logistic model learning by SGD becomes surer of every sample with each label (its
+    weights grow). Ranked against a window scored by older, less sure models, new samples
+    rank low, fewer are asked than ``b`` says, and the pacing must build a large deficit
+    before it makes up for it. So a sample is ranked only against the samples scored
+    since the model's last ``model_horizon`` labels (``k``; 0 = no limit), and at least
+    ``MIN_HORIZON_SAMPLES``. On the 3,000-sample Agrawal function switch (10 seeds) this
+    takes the realised rate from 0.042 to 0.047 at B = 0.05 and from 0.087 to 0.098 at
+    B = 0.1, at the same accuracy (``bench/model_horizon.py``). ``k / B`` samples is about
+    the window at B = 0.01, where it changes nothing.
+
     **Cold start and drift.** A model that is learning becomes surer sample after sample,
     so old uncertainties (a cold model gives 1.0 to everything) would outrank new ones
     for a whole window and starve the rule; ranking against the newer half of the stream
@@ -65,9 +82,12 @@ class AdaptiveQuantile(Selector):
         head_start: int = 500,
         pacing_labels: float = 10.0,
         seed: int = 42,
+        model_horizon: int = 0,
     ) -> None:
         if head_start < 0:
             raise ValueError(f"head_start must be >= 0, got {head_start}")
+        if model_horizon < 0:
+            raise ValueError(f"model_horizon must be >= 0, got {model_horizon}")
         if pacing_labels <= 0.0:
             raise ValueError(f"pacing_labels must be > 0, got {pacing_labels}")
         self.window = SlidingWindow(window)
@@ -76,6 +96,22 @@ class AdaptiveQuantile(Selector):
         self._rng = derive_rng(seed, self.name)
         self._rate = 0.0
         self._probability = 0.0
+        self.model_horizon = model_horizon
+        #: Position of the first sample scored after each of the last ``model_horizon``
+        #: labels, and the labels come back since the last offer (not yet placed).
+        self._updates: deque[int] = deque(maxlen=model_horizon or 1)
+        self._unplaced = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A selector pickled before the model horizon existed ranks as it did.
+        self.__dict__.update(state)
+        if "model_horizon" not in state:
+            self.model_horizon, self._updates, self._unplaced = 0, deque(maxlen=1), 0
+
+    def answered(self, key: str) -> None:
+        """A label came back: the model that scores the next sample has learned it."""
+        if self.model_horizon:
+            self._unplaced += 1
 
     def loan(self, ledger: Ledger) -> float:
         """Labels of the head start still lent at this point of the stream."""
@@ -115,6 +151,14 @@ class AdaptiveQuantile(Selector):
         rate = rate if rate < 1.0 else 1.0
         self._rate = rate
         window = self.window
+        horizon = self.model_horizon
+        if horizon:
+            updates = self._updates
+            if self._unplaced:
+                updates.extend([seen] * self._unplaced)
+                self._unplaced = 0
+            if len(updates) == horizon:  # rank only against what the newer models scored
+                window.trim(max(MIN_HORIZON_SAMPLES, seen - updates[0]))
         ranked = window._sorted
         size = len(ranked)
         below = bisect_left(ranked, uncertainty)
@@ -162,4 +206,5 @@ class AdaptiveQuantile(Selector):
             "window": len(self.window),
             "head_start": self.head_start,
             "pacing_labels": self.pacing_labels,
+            "model_horizon": self.model_horizon,
         }
