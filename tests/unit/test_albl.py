@@ -6,11 +6,13 @@ import random
 
 import pytest
 
-from stream_al.core.config import StrategyConfig
+from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.core.strategies import build_policy
 from stream_al.core.strategies.learned_alternation import LearnedAlternation
 from stream_al.core.strategies.ledger import Ledger
 from stream_al.core.strategies.random_sampling import RandomSampling
+from stream_al.sim.datasets import stream
+from stream_al.sim.simulate import simulate
 
 
 def _run(best: int, samples: int, seed: int) -> LearnedAlternation:
@@ -66,6 +68,17 @@ def test_selection_probability_is_the_mixture_of_the_arms() -> None:
     pi = albl.probabilities
     expected = sum(p * arm.selection_probability() for p, arm in zip(pi, arms, strict=True))
     assert albl.selection_probability() == pytest.approx(expected)
+
+
+def test_arms_all_sure_to_pick_give_a_probability_of_at_most_one() -> None:
+    # Two ranking arms both certain to pick a sample above their windows: the mixture
+    # came out as 1.0000000000000002, and the label's accuracy estimate refused it, so
+    # learning the label raised (on this stream, the 24th label).
+    examples = list(stream("sea-flip", seed=42, limit=10_000))
+    strategy = StrategyConfig(name="albl", albl_arms=("adaptive", "density"), budget=0.05)
+    result = simulate(examples, LearnerConfig(strategy=strategy), seed=42)
+    assert result.labels_learned == result.labels
+    assert result.query_rate == pytest.approx(0.05, rel=0.1)
 
 
 @pytest.mark.parametrize("budget", [0.01, 0.05, 0.1])

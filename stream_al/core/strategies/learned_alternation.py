@@ -138,7 +138,8 @@ class LearnedAlternation(Selector):
                 mixture += pi[i] * p
             if i == chosen:
                 picked = selections
-        self._probability = mixture if known else 0.0
+        # pi sums to 1 only up to rounding: arms all sure to pick made it 1 + 2e-16.
+        self._probability = min(1.0, mixture) if known else 0.0
         q_e = 0.0 if ledger.held else ledger.exploration * ledger.budget
         q = 1.0 if ledger.held else q_e + (1.0 - q_e) * self._probability
         self._samples[key] = (chosen, pi[chosen], q, self._latest, self._latest_pi)
