@@ -210,12 +210,16 @@ def kl_divergence(committee: Sequence[Mapping[ClassLabel, float]]) -> float:
         return 1.0
     voters, k = parsed
     m = len(voters)
-    consensus: dict[ClassLabel, float] = {}
+    # The consensus is ``totals / m``; dividing by ``m`` first made a subnormal p's
+    # consensus underflow to 0 (and the ratio a ZeroDivisionError). ``totals[c] >= p``.
+    totals: dict[ClassLabel, float] = {}
     for member in voters:
         for c, p in member.items():
-            consensus[c] = consensus.get(c, 0.0) + p / m
+            totals[c] = totals.get(c, 0.0) + p
     mean_kl = (
-        sum(p * math.log(p / consensus[c]) for member in voters for c, p in member.items() if p > 0)
+        sum(
+            p * math.log(p * m / totals[c]) for member in voters for c, p in member.items() if p > 0
+        )
         / m
     )
     return _clip(mean_kl / math.log(min(m, k)))

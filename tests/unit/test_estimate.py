@@ -172,6 +172,39 @@ def test_queries_recovered_after_a_restart_count_in_the_estimate() -> None:
         assert after.labels == before.labels - left_out
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        StrategyConfig(name="split", random_share=1.0, exploration=0.0, warmup=0, budget=0.3),
+        StrategyConfig(name="random", cold_start="clusters", exploration=0.0, budget=0.3),
+        StrategyConfig(name="albl", albl_arms=("random", "adaptive"), exploration=0.0),
+    ],
+    ids=["split", "random-behind-cold-start", "albl-random-arm"],
+)
+def test_random_picks_of_a_selector_without_exploration_are_learned(
+    strategy: StrategyConfig,
+) -> None:
+    # A selector's own random pick was weighed as a draw of the wrapper's exploration,
+    # whose rate is 0 here: the random estimate refused probability 0 and learning the
+    # label raised. Such picks are now left out of the random estimate.
+    policy = build_policy(strategy)
+    rng = random.Random(3)
+    explored = 0
+    for i in range(3000):
+        for selection in policy.offer(f"s{i}", rng.random(), {"x": rng.random()}):
+            explored += selection.decision.reason == "exploration"
+            policy.labelled(selection.key, rng.random() < 0.8)
+    assert explored > 0
+    assert policy.monitor.logs["random"].estimate(3000, "total").labels <= strategy.warmup
+
+
+def test_a_recovered_random_pick_without_exploration_is_learned() -> None:
+    policy = build_policy(StrategyConfig(name="split", exploration=0.0, warmup=0))
+    policy.recover("exploration", 10, key="s9")
+    policy.labelled("s9", True)  # raised: probability 0 for the random estimate
+    assert policy.monitor.logs["random"].estimate(10, "total").labels == 0
+
+
 def test_the_log_stays_bounded_when_no_estimate_is_asked_for() -> None:
     window = 50
     log = AccuracyLog(window=window, kind="weighted")

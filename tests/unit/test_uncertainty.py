@@ -121,6 +121,12 @@ def test_vote_entropy_values() -> None:
     assert vote_entropy([{"b": 0.5, "a": 0.5}, {"a": 0.7, "b": 0.3}]) == 0.0
 
 
+def test_kl_divergence_of_a_subnormal_probability_is_finite() -> None:
+    # Its consensus, 5e-324 / 3, underflowed to 0: the ratio raised ZeroDivisionError.
+    tiny = [{"a": 5e-324, "b": 1.0}, {"a": 0.0, "b": 1.0}, {"a": 0.0, "b": 1.0}]
+    assert kl_divergence(tiny) == pytest.approx(0.0, abs=1e-300)
+
+
 def test_kl_divergence_values() -> None:
     p, q = {"a": 0.9, "b": 0.1}, {"a": 0.5, "b": 0.5}
     mean = {"a": 0.7, "b": 0.3}

@@ -220,7 +220,7 @@ class BudgetedPolicy(QueryPolicy):
         random_probability: float | None = None
         if reason == "warm-up":
             random_probability = 1.0
-        elif reason == "exploration":
+        elif reason == "exploration" and self.exploration_rate > 0.0:
             random_probability = self.exploration_rate
         probability = 1.0 if reason == "warm-up" else None
         asked = Asked(samples_seen, reason, probability, random_probability, recovered=True)
@@ -248,7 +248,12 @@ class BudgetedPolicy(QueryPolicy):
                 probability = None if p_pick is None else q + (1.0 - q) * p_pick
                 random_probability = None
                 if reason == "exploration":
-                    random_probability = probability if self.selector.model_free else q
+                    # A selector's own random pick (split, an ALBL random arm) counts as
+                    # one of the wrapper's draws; without those (no exploration) it cannot
+                    # be weighed, and is left out of the random estimate.
+                    random_probability = (
+                        probability if self.selector.model_free else q if q > 0.0 else None
+                    )
             self.monitor.asked(
                 selection.key, Asked(position, reason, probability, random_probability)
             )
