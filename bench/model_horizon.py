@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=DEFAULT_DATASETS)
-    parser.add_argument("--budgets", nargs="+", type=float, default=[0.01, 0.05])
+    parser.add_argument("--budgets", nargs="+", type=float, default=[0.01, 0.05, 0.1])
     parser.add_argument("--limit", type=int, default=3000)
     parser.add_argument("--horizon", type=int, default=StrategyConfig().model_horizon)
     parser.add_argument("--delay", type=int, default=0, help="labels this many samples late")

@@ -508,8 +508,10 @@ class ActiveLearner:
         return self._outcome(learned)
 
     def _learn_one(self, sample_id: str, features: Features, label: ClassLabel) -> None:
-        if not self._challenged(features, label):
+        replaced = self._challenged(features, label)
+        if not replaced:
             self.model.learn_one(features, label)
+        self.policy.model_changed(replaced)
         self._classes_seen[label] = None
         self.labels_learned += 1
         self._learned_ids[sample_id] = None
@@ -553,6 +555,7 @@ class ActiveLearner:
         duel = self.config.strategy.drift_challenger_labels
         if duel == 0:
             self.model = build_model(self.config.model)
+            self.policy.model_changed(replaced=True)
         else:
             self._challenger = Challenger(build_model(self.config.model), duel)
 

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_al.core.config import StrategyConfig, StrategyName
+from stream_al.core.config import LearnerConfig, StrategyConfig, StrategyName
+from stream_al.core.learner import ActiveLearner
 from stream_al.core.strategies import (
     AdaptiveQuantile,
     BalancedIncrementalQuantileFilter,
@@ -34,6 +35,7 @@ from stream_al.core.strategies import (
 )
 from stream_al.core.strategies.adaptive import MIN_HORIZON_SAMPLES
 from stream_al.core.strategies.window import SlidingWindow
+from stream_al.schemas import LabelMessage, Sample
 
 ALL_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
 #: Strategies whose budget control is exact (ledger-paced); the gated textbook family
@@ -305,26 +307,49 @@ def test_adaptive_is_not_starved_by_the_cold_start_plateau() -> None:
 
 
 def test_adaptive_ranks_only_against_what_the_last_models_scored() -> None:
-    def window_after(horizon: int) -> list[int]:
-        selector = AdaptiveQuantile(window=1000, head_start=0, model_horizon=horizon)
-        policy = bare(selector, budget=0.5)
-        feed(policy, [0.5] * 1000)  # the newer half of the stream: 500 in the window
-        sizes = [len(selector.window)]
-        # Three labels back, after samples 1000, 1300 and 1310: sample 1311 is ranked
-        # against the 310 samples scored since the first of them, then joins them.
-        for samples in (300, 10, 1):
-            selector.answered("label")
-            feed(policy, [0.5] * samples)
-        sizes.append(len(selector.window))
-        # Three more at once: never fewer than MIN_HORIZON_SAMPLES to rank against.
-        for _ in range(3):
-            selector.answered("label")
-        feed(policy, [0.5])
-        sizes.append(len(selector.window))
-        return sizes
+    # Horizon 3, b = 0.5 (no pacing). 1,000 samples of a sure old model (0.9), then the
+    # model changes after samples 1000, 1300 and 1310, and scores lower (distinct values).
+    selector = AdaptiveQuantile(window=1000, head_start=0, pacing_labels=1e9, model_horizon=3)
+    policy = bare(selector, budget=0.5)
+    feed(policy, [0.9] * 1000)
+    assert len(selector.window) == 500  # the newer half of the stream
+    newer = iter([0.1 + 0.0001 * i for i in range(400)])
+    selector.model_changed(replaced=False)
+    feed(policy, [next(newer) for _ in range(300)])
+    selector.model_changed(replaced=False)
+    feed(policy, [next(newer) for _ in range(10)])
+    assert len(selector.window) == 655  # two changes of three: no horizon yet
+    selector.model_changed(replaced=False)
+    # Sample 1311 is ranked against the 310 samples scored since the first of the three
+    # changes only: above all of them, it is sure to be picked (among the old 0.9s it
+    # would rank at 0.47, below the cut of 0.5).
+    feed(policy, [0.3])
+    assert selector.selection_probability() == 1.0
+    assert selector.window.values()[:-1] == [0.1 + 0.0001 * i for i in range(310)]
+    # A replaced model: every sample so far came from its predecessor; never fewer than
+    # MIN_HORIZON_SAMPLES to rank against.
+    selector.model_changed(replaced=True)
+    feed(policy, [0.15])
+    assert len(selector.window) == MIN_HORIZON_SAMPLES + 1
 
-    assert window_after(3) == [500, 311, MIN_HORIZON_SAMPLES + 1]
-    assert window_after(0) == [500, 655, 656]  # the newer half of the stream
+
+def test_the_learner_tells_the_strategy_of_every_model_change() -> None:
+    # Labels asked for, labels that carry their own features (never asked), and a fresh
+    # model after a drift all change which model scores; the horizon counts each.
+    learner = ActiveLearner(
+        LearnerConfig(strategy=StrategyConfig(warmup=1, drift_challenger_labels=0))
+    )
+    selector = learner.policy.selector
+    assert isinstance(selector, AdaptiveQuantile)
+    scored = learner.score(Sample(id="a", features={"x": 1.0}), now=0.0)
+    assert scored.queried
+    learner.learn(LabelMessage(id="a", label="yes"), now=0.0)
+    learner.learn(LabelMessage(id="b", label="no", features={"x": -1.0}), now=0.0)
+    assert list(selector._changes) == [1, 1]
+    learner.policy.model_reset_requested = True  # what a detected drift does
+    learner.learn(LabelMessage(id="c", label="no", features={"x": -2.0}), now=0.0)
+    # The fresh model (all ten marks at sample 1), then the label it learned.
+    assert list(selector._changes) == [1] * 10
 
 
 def test_adaptive_spends_the_budget_on_a_model_surer_after_every_label() -> None:
@@ -344,6 +369,7 @@ def test_adaptive_spends_the_budget_on_a_model_surer_after_every_label() -> None
             for selection in policy.offer(str(i), scale * rng.random()):
                 asked += 1
                 policy.labelled(selection.key, True)
+                policy.model_changed(replaced=False)  # the learner's call after it learns
                 scale *= 0.99
         return asked / 3000
 

@@ -247,13 +247,13 @@ class BudgetedPolicy(QueryPolicy):
             else:
                 probability = None if p_pick is None else q + (1.0 - q) * p_pick
                 random_probability = None
-                if reason == "exploration":
-                    # A selector's own random pick (split, an ALBL random arm) counts as
-                    # one of the wrapper's draws; without those (no exploration) it cannot
-                    # be weighed, and is left out of the random estimate.
-                    random_probability = (
-                        probability if self.selector.model_free else q if q > 0.0 else None
-                    )
+                if reason == "exploration" and self.selector.model_free:
+                    random_probability = probability
+                elif reason == "exploration" and q > 0.0:
+                    # A selector's own random pick (split, an ALBL random arm) is weighed as
+                    # one of the wrapper's draws; without those (no exploration) its weight
+                    # is unknown, and it is left out of the random estimate.
+                    random_probability = q
             self.monitor.asked(
                 selection.key, Asked(position, reason, probability, random_probability)
             )
@@ -307,6 +307,10 @@ class BudgetedPolicy(QueryPolicy):
             if self.stopping.resume(hold):
                 self._set_paused(False)
                 self._event("resumed", f"drift; no stopping before sample {hold}")
+
+    def model_changed(self, replaced: bool) -> None:
+        """The learner's model learned a label, or was replaced (see ``Selector``)."""
+        self.selector.model_changed(replaced)
 
     def model_duel_over(self, replaced: bool, detail: str) -> None:
         """The fresh model after a drift replaced the current one, or was dropped."""

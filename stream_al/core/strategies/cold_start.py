@@ -166,6 +166,9 @@ class ClusterColdStart(Selector):
     def answered(self, key: str) -> None:
         self.inner.answered(key)
 
+    def model_changed(self, replaced: bool) -> None:
+        self.inner.model_changed(replaced)
+
     def restart(self) -> None:
         self.inner.restart()
 

@@ -160,7 +160,8 @@ class InformationDensity(AdaptiveQuantile):
         seed: int = 42,
         density: ReservoirDensity | None = None,
     ) -> None:
-        super().__init__(window, head_start, pacing_labels, seed)
+        # Not measured with the model horizon: it ranks against the whole window.
+        super().__init__(window, head_start, pacing_labels, seed, model_horizon=0)
         # The adaptive strategy's own draws: with the same seed only the weights differ
         # (density_power 0 decides exactly as adaptive does).
         self._rng = derive_rng(seed, AdaptiveQuantile.name)

@@ -156,7 +156,8 @@ class ErrorReduction(AdaptiveQuantile):
         reservoir: int = 30,
         prefilter: float = 0.25,
     ) -> None:
-        super().__init__(window, head_start, pacing_labels, seed)
+        # Not measured with the model horizon: it ranks against the whole window.
+        super().__init__(window, head_start, pacing_labels, seed, model_horizon=0)
         if reservoir < 2:
             raise ValueError(f"reservoir must be >= 2, got {reservoir}")
         if not 0.0 < prefilter <= 1.0:

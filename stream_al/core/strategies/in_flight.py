@@ -77,6 +77,9 @@ class InFlightAware(Selector):
         self._in_flight.pop(key, None)
         self.inner.answered(key)
 
+    def model_changed(self, replaced: bool) -> None:
+        self.inner.model_changed(replaced)
+
     def _weight(self, raw: list[float]) -> float:
         if not self._in_flight:
             return 1.0

@@ -158,6 +158,10 @@ class LearnedAlternation(Selector):
         for arm in self.arms:
             arm.answered(key)
 
+    def model_changed(self, replaced: bool) -> None:
+        for arm in self.arms:
+            arm.model_changed(replaced)
+
     def judged(self, key: str, correct: bool) -> None:
         """Reward the arm credited with ``key``'s prediction; ``key``'s own arm is next."""
         for arm in self.arms:

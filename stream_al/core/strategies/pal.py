@@ -156,7 +156,8 @@ class ProbabilisticActiveLearning(AdaptiveQuantile):
         m_max: int = 2,
         bandwidth: float | None = None,
     ) -> None:
-        super().__init__(window, head_start, pacing_labels, seed)
+        # Not measured with the model horizon: it ranks against the whole window.
+        super().__init__(window, head_start, pacing_labels, seed, model_horizon=0)
         if reservoir < 1:
             raise ValueError(f"reservoir must be >= 1, got {reservoir}")
         if horizon is not None and horizon < 1:

@@ -68,6 +68,13 @@ class Selector(ABC):
     def answered(self, key: str) -> None:  # noqa: B027 (optional hook, a no-op by default)
         """The label of query ``key`` came back (selectors that track queries in flight)."""
 
+    def model_changed(self, replaced: bool) -> None:  # noqa: B027 (optional hook)
+        """The model learned a label (any label, asked for or not), or was ``replaced``.
+
+        Called by the learner between offers; selectors that compare uncertainties
+        across samples (``adaptive``) use it to know which model scored which.
+        """
+
     def observe_model(self, model: ScoringModel, proba: Proba) -> None:  # noqa: B027
         """See the model and its probabilities for the sample about to be offered.
 
