@@ -108,8 +108,9 @@ class StrategyConfig(_Frozen):
     #: and is paid back by sample ``2 * head_start``; a cold model learns sooner. 0 = off.
     head_start: int = Field(500, ge=0)
     #: ``adaptive``: rank each sample only against the samples scored since the model's
-    #: last ``model_horizon`` labels (a model surer after every label would otherwise
-    #: spend under budget); 0 = against the whole window.
+    #: last ``model_horizon`` changes (labels learned; a replaced model counts as that
+    #: many), as a model surer after every label would otherwise spend under budget; 0 =
+    #: against the whole window.
     model_horizon: int = Field(10, ge=0)
     #: Pool mode: window W of buffered samples, and an optional random sub-pool size.
     pool_size: int = Field(100, ge=2)
