@@ -14,41 +14,28 @@ second of those crashes fails seed 37 here.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import ValidationError
 
-from stream_al.core.config import LearnerConfig, ModelConfig, StrategyConfig
+from stream_al.core.config import (
+    AlblArm,
+    LearnerConfig,
+    MeasureName,
+    ModelConfig,
+    StrategyConfig,
+    StrategyName,
+)
 from stream_al.sim.datasets import stream
 from stream_al.sim.simulate import simulate
 
-STRATEGIES = [
-    "adaptive",
-    "random",
-    "fixed",
-    "variable-uncertainty",
-    "randomized-variable-uncertainty",
-    "split",
-    "quantile",
-    "pool",
-    "density",
-    "error-reduction",
-    "albl",
-    "pal",
-]
+STRATEGIES = list(get_args(StrategyName))
 COMMITTEES = ["bagging-logreg", "adaptive-random-forest", "bagging-hoeffding-tree"]
 SINGLE_MODELS = ["logreg", "hoeffding-tree", "naive-bayes"]
 DATASETS = ["sea-flip", "image-segments", "agrawal-switch", "led-drift", "phishing", "bananas"]
-ARMS = ["adaptive", "random", "density", "error-reduction"]
-MEASURES = [
-    "least-confidence",
-    "margin",
-    "entropy",
-    "vote-entropy",
-    "kl-divergence",
-    "expected-gradient-length",
-]
+ARMS = list(get_args(AlblArm))
+MEASURES = list(get_args(MeasureName))
 SWEEP = 60
 
 
