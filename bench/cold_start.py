@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from paired import mean_se, paired_difference
+
 from stream_al.core.config import ColdStart, LearnerConfig, StrategyConfig
 from stream_al.core.learner import Scored
 from stream_al.sim.datasets import DATASETS, Example, stream
@@ -64,9 +66,10 @@ def run_cell(
         accuracy.append(result.accuracy)
         rates.append(result.query_rate)
         warmup_classes.append(len(classes))
+    mean, se = mean_se(accuracy)
     return {
-        "accuracy": statistics.fmean(accuracy),
-        "accuracy_se": statistics.stdev(accuracy) / len(accuracy) ** 0.5 if len(seeds) > 1 else 0,
+        "accuracy": mean,
+        "accuracy_se": se,
         "accuracies": accuracy,
         "rate": statistics.fmean(rates),
         "warmup_classes": statistics.fmean(warmup_classes),
@@ -105,12 +108,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             for budget in args.budgets:
                 first = run_cell(examples, "first", budget, seeds)
                 clusters = run_cell(examples, "clusters", budget, seeds)
-                diffs = [
-                    c - f for c, f in zip(clusters["accuracies"], first["accuracies"], strict=True)
-                ]
-                se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
                 row = {"stream": name, "budget": budget, "first": first, "clusters": clusters}
-                row["difference"], row["difference_se"] = statistics.fmean(diffs), se
+                row["difference"], row["difference_se"] = paired_difference(
+                    clusters["accuracies"], first["accuracies"]
+                )
                 rows.append(row)
                 print(
                     f"  {name:<34}{budget:<6g}"
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     f"{first['warmup_classes']:>8.1f}"
                     f"{clusters['accuracy']:>12.4f} +-{clusters['accuracy_se']:.3f}"
                     f"{clusters['warmup_classes']:>8.1f}"
-                    f"{row['difference']:>+11.4f} +-{se:.3f}"
+                    f"{row['difference']:>+11.4f} +-{row['difference_se']:.3f}"
                     f"  ({first['us_per_sample']:.0f} / {clusters['us_per_sample']:.0f} us)",
                     flush=True,
                 )

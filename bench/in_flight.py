@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from paired import mean_se, paired_difference
+
 from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.core.learner import Scored
 from stream_al.sim.datasets import DATASETS, Example, stream
@@ -100,22 +102,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                 flag: [run(examples, flag, budget, s, args.delay) for s in seeds]
                 for flag in (False, True)
             }
-            diffs = [
-                t["accuracy"] - f["accuracy"]
-                for f, t in zip(cells[False], cells[True], strict=True)
-            ]
-            se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
+            difference, se = paired_difference(
+                [r["accuracy"] for r in cells[True]], [r["accuracy"] for r in cells[False]]
+            )
             row: dict[str, Any] = {"dataset": dataset, "budget": budget}
             text = f"  {dataset:<16}{budget:<6g}"
             for flag, name in ((False, "adaptive"), (True, "in_flight")):
-                acc = [r["accuracy"] for r in cells[flag]]
-                acc_se = statistics.stdev(acc) / len(acc) ** 0.5 if len(acc) > 1 else 0.0
+                acc, acc_se = mean_se([r["accuracy"] for r in cells[flag]])
                 crowding = statistics.fmean(r["crowding"] for r in cells[flag])
-                row[name] = {"accuracy": statistics.fmean(acc), "se": acc_se, "crowding": crowding}
+                row[name] = {"accuracy": acc, "se": acc_se, "crowding": crowding}
                 row[name]["rate"] = statistics.fmean(r["rate"] for r in cells[flag])
                 shown = "n/a" if math.isnan(crowding) else f"{crowding:.2f}"
-                text += f"{statistics.fmean(acc):>11.4f} +-{acc_se:.3f}{shown:>9}"
-            row["difference"], row["difference_se"] = statistics.fmean(diffs), se
+                text += f"{acc:>11.4f} +-{acc_se:.3f}{shown:>9}"
+            row["difference"], row["difference_se"] = difference, se
             rows.append(row)
             print(f"{text}{row['difference']:>+11.4f} +-{se:.3f}", flush=True)
     if args.json:

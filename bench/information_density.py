@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from paired import mean_se
+
 from stream_al.core.config import LearnerConfig, ModelConfig, ModelName, StrategyConfig
 from stream_al.core.learner import Scored
 from stream_al.sim.datasets import DATASETS, Example, stream, with_outliers
@@ -101,10 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 row: dict[str, Any] = {"dataset": dataset, "budget": budget, "method": label}
                 for key in runs[0]:
                     row[key] = statistics.fmean(r[key] for r in runs)
-                acc = [r["inlier_accuracy"] for r in runs]
-                row["inlier_accuracy_se"] = (
-                    statistics.stdev(acc) / len(acc) ** 0.5 if len(acc) > 1 else 0.0
-                )
+                _, row["inlier_accuracy_se"] = mean_se([r["inlier_accuracy"] for r in runs])
                 rows.append(row)
                 print(
                     f"  {dataset:<16}{budget:<6g}{label:<20}{row['inlier_accuracy']:>7.4f}"

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from paired import paired_difference
+
 from stream_al.core.config import LearnerConfig, StrategyConfig
 from stream_al.sim.datasets import DATASETS, Example, stream
 from stream_al.sim.simulate import simulate
@@ -90,10 +92,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 run_cell(examples, budget, horizon, seeds, args.delay, args.noise)
                 for horizon in (0, args.horizon)
             )
-            diffs = [n - w for n, w in zip(near["accuracy"], whole["accuracy"], strict=True)]
-            se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
+            difference, se = paired_difference(near["accuracy"], whole["accuracy"])
             row = {"stream": dataset, "budget": budget, "whole": whole, "horizon": near}
-            row["difference"], row["difference_se"] = statistics.fmean(diffs), se
+            row["difference"], row["difference_se"] = difference, se
             rows.append(row)
             print(
                 f"  {dataset:<16}{budget:<6g}"

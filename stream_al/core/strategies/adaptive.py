@@ -159,7 +159,11 @@ class AdaptiveQuantile(Selector):
         self._offered = offered + 1
         changes, horizon = self._changes, self.model_horizon
         if horizon and len(changes) == horizon:  # rank only against what newer models scored
-            window.trim(max(MIN_HORIZON_SAMPLES, offered - changes[0]))
+            since = offered - changes[0]
+            # Inline floor and length test: this runs per sample and rarely trims.
+            since = since if since > MIN_HORIZON_SAMPLES else MIN_HORIZON_SAMPLES
+            if len(window._order) > since:
+                window.trim(since)
         ranked = window._sorted
         size = len(ranked)
         below = bisect_left(ranked, uncertainty)
