@@ -6,9 +6,11 @@ are not, because each label is weighted by the probability that its sample was a
 
 ``random``
     Only the labels asked whatever the model thought: exploration (each sample after
-    warm-up is drawn with probability ``exploration * B``, independently of the model)
-    and warm-up (the first samples, all of them). Those are a probability sample of the
-    stream, so the share the model predicted right estimates the accuracy of *all* its
+    warm-up is drawn with probability ``exploration * B``, independently of the model, or
+    else by the selector's own random pick, ``q + (1 - q) rho``: see
+    ``Selector.random_pick_probability``) and warm-up (the first samples, all of them).
+    Those are a probability sample of the stream, so the share the model predicted right
+    (each label weighed by one over its probability) estimates the accuracy of *all* its
     predictions. With equal weights (the usual case once warm-up has left the window)
     this is the plain share right, with a Wilson score interval.
 

@@ -172,22 +172,46 @@ def test_queries_recovered_after_a_restart_count_in_the_estimate() -> None:
         assert after.labels == before.labels - left_out
 
 
-@pytest.mark.parametrize(
-    "strategy",
-    [
-        StrategyConfig(name="split", random_share=1.0, exploration=0.0, warmup=0, budget=0.3),
-        StrategyConfig(name="random", cold_start="clusters", exploration=0.0, budget=0.3),
-        StrategyConfig(name="albl", albl_arms=("random", "adaptive"), exploration=0.0),
-    ],
-    ids=["split", "random-behind-cold-start", "albl-random-arm"],
-)
-def test_random_picks_of_a_selector_without_exploration_are_learned(
-    strategy: StrategyConfig,
-) -> None:
+#: Strategies whose selector picks some samples at random itself (reason "exploration").
+RANDOM_PICKING = {
+    "split": StrategyConfig(name="split", random_share=0.5, budget=0.1),
+    "random-behind-cold-start": StrategyConfig(name="random", cold_start="clusters", budget=0.1),
+    "albl-random-arm": StrategyConfig(name="albl", albl_arms=("random", "adaptive"), budget=0.1),
+}
+
+
+def random_sample_weights(strategy: StrategyConfig, seed: int, samples: int) -> list[float]:
+    """``1 / pi`` of every label of the random estimate, ``pi`` as the policy logged it."""
+    policy = build_policy(strategy.model_copy(update={"seed": seed}))
+    rng = random.Random(seed)
+    weights = []
+    for i in range(samples):
+        for selection in policy.offer(f"s{i}", rng.random(), {"x": rng.random()}):
+            pi = policy.monitor._open[selection.key].random_probability
+            if pi is not None:
+                weights.append(1.0 / pi)
+            policy.labelled(selection.key, rng.random() < 0.8)
+    return weights
+
+
+@pytest.mark.parametrize("name", RANDOM_PICKING)
+def test_the_random_estimate_knows_each_random_labels_probability(name: str) -> None:
+    # Horvitz-Thompson: each sample is in the random estimate with probability pi (the
+    # wrapper's exploration draw q, or else the selector's own random pick rho: q + (1 - q)
+    # rho), so the sum of 1 / pi over its labels estimates the number of samples. A
+    # selector's own random pick used to be weighed at q alone: 1 / q for each (about 6
+    # times the samples here). (With exploration q > 0 every sample has pi > 0.)
+    strategy = RANDOM_PICKING[name].model_copy(update={"exploration": 0.1})
+    runs = [sum(random_sample_weights(strategy, seed, samples=3000)) for seed in range(8)]
+    assert sum(runs) / len(runs) == pytest.approx(3000, rel=0.1)
+
+
+@pytest.mark.parametrize("name", RANDOM_PICKING)
+def test_random_picks_of_a_selector_without_exploration_are_learned(name: str) -> None:
     # A selector's own random pick was weighed as a draw of the wrapper's exploration,
-    # whose rate is 0 here: the random estimate refused probability 0 and learning the
-    # label raised. Such picks are now left out of the random estimate.
-    policy = build_policy(strategy)
+    # whose rate is 0 without it: the random estimate refused probability 0 and learning
+    # the label raised. Every such pick is now a label of the random estimate.
+    policy = build_policy(RANDOM_PICKING[name].model_copy(update={"exploration": 0.0}))
     rng = random.Random(3)
     explored = 0
     for i in range(3000):
@@ -195,7 +219,8 @@ def test_random_picks_of_a_selector_without_exploration_are_learned(
             explored += selection.decision.reason == "exploration"
             policy.labelled(selection.key, rng.random() < 0.8)
     assert explored > 0
-    assert policy.monitor.logs["random"].estimate(3000, "total").labels <= strategy.warmup
+    random_labels = policy.monitor.logs["random"].estimate(3000, "total").labels
+    assert random_labels == explored + policy.warmup  # and the wrapper's warm-up labels
 
 
 def test_a_recovered_random_pick_without_exploration_is_learned() -> None:

@@ -247,13 +247,14 @@ class BudgetedPolicy(QueryPolicy):
             else:
                 probability = None if p_pick is None else q + (1.0 - q) * p_pick
                 random_probability = None
-                if reason == "exploration" and self.selector.model_free:
-                    random_probability = probability
-                elif reason == "exploration" and q > 0.0:
-                    # A selector's own random pick (split, an ALBL random arm) is weighed as
-                    # one of the wrapper's draws; without those (no exploration) its weight
-                    # is unknown, and it is left out of the random estimate.
-                    random_probability = q
+                if reason == "exploration":
+                    # In the random sample by the wrapper's draw or, failing that, by one of
+                    # the selector's own that ignores the model (random sampling, split, an
+                    # ALBL random arm).
+                    own = self.selector.random_pick_probability()
+                    random_probability = q + (1.0 - q) * own
+                    if random_probability <= 0.0:  # a selector that does not say: unknown
+                        random_probability = None
             self.monitor.asked(
                 selection.key, Asked(position, reason, probability, random_probability)
             )

@@ -157,6 +157,10 @@ class ClusterColdStart(Selector):
             return None
         return self._probability + (1.0 - self._probability) * inner
 
+    def random_pick_probability(self) -> float:
+        # ``inner`` picks only a sample the cold start did not take.
+        return (1.0 - self._probability) * self.inner.random_pick_probability()
+
     def observe_model(self, model: ScoringModel, proba: Proba) -> None:
         self.inner.observe_model(model, proba)
 

@@ -109,6 +109,9 @@ class InFlightAware(Selector):
     def selection_probability(self) -> float | None:
         return self.inner.selection_probability()
 
+    def random_pick_probability(self) -> float:
+        return self.inner.random_pick_probability()
+
     def restart(self) -> None:
         self.inner.restart()
 

@@ -82,6 +82,8 @@ class LearnedAlternation(Selector):
         self._rng = derive_rng(seed, self.name)
         self._log_weights = [0.0] * len(self.arms)
         self._probability = 0.0
+        #: The bandit's distribution when the last sample's arm was drawn.
+        self._pi = [0.0] * len(self.arms)
         self._chosen = 0
         #: The arm whose label was learned last (None: warm-up or exploration labels only).
         self._latest: int | None = None
@@ -123,7 +125,7 @@ class LearnedAlternation(Selector):
     def offer(self, key: str, uncertainty: float, taken: bool, ledger: Ledger) -> list[Selection]:
         pi = self.probabilities
         chosen = self._rng.choices(range(len(self.arms)), weights=pi)[0]
-        self._chosen = chosen
+        self._chosen, self._pi = chosen, pi
         self.draws[chosen] += 1
         self._budget = ledger.budget
         picked: list[Selection] = []
@@ -153,6 +155,12 @@ class LearnedAlternation(Selector):
 
     def selection_probability(self) -> float | None:
         return self._probability
+
+    def random_pick_probability(self) -> float:
+        # The arm is drawn independently of the arms' own draws, as for the mixture above.
+        drawn = zip(self._pi, self.arms, strict=True)
+        own = sum(p * arm.random_pick_probability() for p, arm in drawn)
+        return min(1.0, own)
 
     def answered(self, key: str) -> None:
         for arm in self.arms:

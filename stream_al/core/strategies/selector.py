@@ -59,6 +59,19 @@ class Selector(ABC):
         """
         return None
 
+    def random_pick_probability(self) -> float:
+        """The probability that the last ``offer`` would pick its sample by a draw of its
+        own that ignores the model (a pick with reason ``"exploration"``), given the past.
+
+        Counterfactual for a taken sample, as :meth:`selection_probability`. Such picks
+        are random labels: the accuracy estimate weighs them by it. A model-free selector's
+        every pick is one; the others make none unless they say so (``split``).
+        """
+        if not self.model_free:
+            return 0.0
+        probability = self.selection_probability()
+        return 0.0 if probability is None else probability
+
     def observe(self, features: Mapping[str, FeatureValue]) -> None:  # noqa: B027 (optional)
         """See the features of the sample about to be offered (only selectors that use them).
 

@@ -68,8 +68,13 @@ class GatedSelector(Selector):
     budget is used up. Samples the wrapper took only feed the spending estimate.
     """
 
+    #: The share of open-gate decisions that are random, each asking with probability B
+    #: (``split``'s; none in the plain rules).
+    random_share: float = 0.0
+
     def __init__(self, window: int, initial_spending: float | None = None) -> None:
         self.spending = WindowedSpending(window, initial_spending)
+        self._random_pick = 0.0
 
     @abstractmethod
     def _decide(self, uncertainty: float, ledger: Ledger) -> bool:
@@ -81,13 +86,19 @@ class GatedSelector(Selector):
     def offer(self, key: str, uncertainty: float, taken: bool, ledger: Ledger) -> list[Selection]:
         picked = False
         reason: QueryReason = "uncertain"
-        if not taken and ledger.selectable and self.spending.allows(ledger.budget):
+        gate_open = ledger.selectable and self.spending.allows(ledger.budget)
+        # Had a taken sample been offered untaken, the same gate would have decided.
+        self._random_pick = self.random_share * ledger.budget if gate_open else 0.0
+        if not taken and gate_open:
             picked = self._decide(uncertainty, ledger)
             reason = self._reason()
         self.spending.update(taken or picked, ledger.budget)
         if not picked:
             return []
         return [Selection(key, Decision(True, reason, self.threshold))]
+
+    def random_pick_probability(self) -> float:
+        return self._random_pick
 
     def state(self) -> dict[str, Any]:
         spent = self.spending.spent
