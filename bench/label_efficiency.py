@@ -5,6 +5,10 @@ predicted before anything is learned from it, and every sample counts) and the r
 query rate (labels asked for / samples) of:
 
 * ``all labels``: the same model learning every label, the ceiling;
+* ``majority class, all labels``: river's ``PriorClassifier`` learning every label, which
+  predicts without the features; where it beats ``all labels`` the model cannot represent
+  the concept, and the verdicts say so (on the Agrawal function switch, logistic regression
+  with every label is below it);
 * ``random`` and every other strategy of ``stream_al`` with its default settings (margin
   measure, ``logreg`` model, 20 warm-up labels, 10 % exploration), replayed by
   ``stream_al.sim.simulate.simulate``, the code path of ``stream-al simulate``;
@@ -67,7 +71,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import skactiveml_anchors as skal
-from river import active, linear_model, multiclass, preprocessing
+from river import active, dummy, linear_model, multiclass, preprocessing
 
 from stream_al.core.config import LearnerConfig, StrategyConfig, StrategyName
 from stream_al.core.types import Features
@@ -114,6 +118,10 @@ CONDITIONS: dict[str, Condition] = {
     )
 }
 ALL_LABELS = "all labels"
+#: The constant predictor: the majority class of the labels so far, learning every label.
+MAJORITY = "majority class, all labels"
+#: Rows that learn every label: one per table, not per budget.
+EVERY_LABEL = (ALL_LABELS, MAJORITY)
 #: Methods are compared with the default only at a realised rate of at most this times B.
 FAIR_RATE = 1.2
 RIVER = "river EntropySampler"
@@ -254,6 +262,30 @@ def run_all_labels(
         [result.accuracy],
         [result.query_rate],
         [result.labels],
+    )
+
+
+def run_majority(
+    examples: Sequence[Example], dataset: str, condition: Condition = CONDITIONS[ON_TIME]
+) -> Cell:
+    """river's ``PriorClassifier`` (the majority class so far) learning every label, late
+    and noisy as ``condition`` says: the accuracy of predicting without the features.
+
+    Where it beats ``all labels`` the model cannot represent the concept, and a strategy's
+    accuracy there says how close its labels drive the model to this constant.
+    """
+    model = dummy.PriorClassifier()
+    oracle = NoisyOracle(sorted({e.label for e in examples}), condition.noise, FIRST_SEED)
+    in_flight: deque[tuple[int, str]] = deque()
+    correct = 0
+    for step, example in enumerate(examples):
+        while in_flight and in_flight[0][0] <= step:
+            model.learn_one({}, in_flight.popleft()[1])
+        correct += model.predict_one({}) == example.label
+        in_flight.append((step + condition.delay + 1, oracle.answer(example.label)))
+    n = len(examples)
+    return Cell(
+        condition.table(dataset), MAJORITY, None, n, [FIRST_SEED], [correct / n], [1.0], [n]
     )
 
 
@@ -458,7 +490,7 @@ def run_anchor(
 
 
 def _method_order(cells: Sequence[Cell]) -> list[str]:
-    order = [ALL_LABELS, *STRATEGIES, RIVER, RIVER_WARM, *map(skal.anchor_name, skal.ANCHORS)]
+    order = [*EVERY_LABEL, *STRATEGIES, RIVER, RIVER_WARM, *map(skal.anchor_name, skal.ANCHORS)]
     order += sorted({c.method for c in cells if c.method.startswith("random at")}, key=_multiple)
     present = {c.method for c in cells}
     return [m for m in order if m in present]
@@ -487,16 +519,16 @@ def format_dataset(
     for method in _method_order([c for c in cells if c.dataset == dataset]):
         row = f"  {method:<40}"
         for b in budgets:
-            cell = by_key.get((method, None if method == ALL_LABELS else b))
+            cell = by_key.get((method, None if method in EVERY_LABEL else b))
             if cell is None:
                 row += f"{'':>26}   "
                 continue
-            over = method != ALL_LABELS and cell.mean_rate > 1.05 * b
+            over = method not in EVERY_LABEL and cell.mean_rate > 1.05 * b
             se = cell.se_accuracy
             acc = f"{cell.mean_accuracy:.4f}" + ("" if se is None else f" +- {se:.4f}")
             row += f"{acc:>17}{cell.mean_rate:>9.4f}{'+' if over else ' ':<3}"
         n = {len(c.seeds) for c in cells if c.dataset == dataset and c.method == method}
-        if method != ALL_LABELS and n != {seeds}:
+        if method not in EVERY_LABEL and n != {seeds}:
             row += f" [{'/'.join(map(str, sorted(n)))} seed(s)]"
         lines.append(row.rstrip())
         if method in (RIVER, RIVER_WARM):
@@ -563,6 +595,11 @@ def adaptive_verdicts(
                     "best_other_rate": best.mean_rate,
                     "at_or_above": adaptive.mean_accuracy >= best.mean_accuracy,
                     **anchor_verdict(adaptive, here, b),
+                    **{
+                        c.method: c.mean_accuracy
+                        for c in cells
+                        if c.dataset == dataset and c.method in EVERY_LABEL
+                    },
                 }
             )
     return verdicts
@@ -683,8 +720,20 @@ def format_verdicts(verdicts: Sequence[dict[str, Any]]) -> list[str]:
             f"  {v['dataset']:<26} B={v['budget']:<5g} {v['adaptive_accuracy']:.4f} against "
             f"{v['best_anchor_accuracy']:.4f} {v['best_anchor']} ({v['best_anchor_seeds']} "
             f"seed(s), rate {v['best_anchor_rate']:.4f}): {v['anchor_mark']} ({diff})"
+            + _below_majority(v)
         )
     return lines
+
+
+def _below_majority(verdict: dict[str, Any]) -> str:
+    """A note when the model learning every label predicts worse than the majority class."""
+    every, majority = verdict.get(ALL_LABELS), verdict.get(MAJORITY)
+    if every is None or majority is None or every >= majority:
+        return ""
+    return (
+        f" [the model with every label ({every:.4f}) is below the majority class "
+        f"({majority:.4f}): this cell ranks how near a strategy's labels drive it to the constant]"
+    )
 
 
 def format_costs(cells: Sequence[Cell], tables: Sequence[str]) -> list[str]:
@@ -772,6 +821,7 @@ def run(
         for condition in conditions:
             start = time.perf_counter()
             cells.append(run_all_labels(examples, dataset, condition))
+            cells.append(run_majority(examples, dataset, condition))
             for b in budgets:
                 for name in strategies:
                     cells.append(run_strategy(examples, dataset, name, b, seeds, condition))
