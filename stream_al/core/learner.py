@@ -176,6 +176,55 @@ class RollingMean:
         return self._total / len(self._values) if self._values else float("nan")
 
 
+class RecentCounts:
+    """``RollingMean`` of whole counts that are mostly 0 (queries per sample), for which
+    adding a 0 is one increment: only the non-zero counts are kept, with their positions.
+
+    The counts are integers, so the window's total is exact either way, and ``value`` has
+    the same bits as ``RollingMean.value`` fed the same counts.
+
+    >>> counts = RecentCounts(3)
+    >>> for v in [1, 0, 0, 1]:
+    ...     counts.add(v)
+    >>> round(counts.value, 3)
+    0.333
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        #: Counts added so far, zeros included (the learner adds a 0 as ``added += 1``).
+        self.added = 0
+        #: The non-zero counts among the last ``size``: (position, count), oldest first.
+        self._nonzero: deque[tuple[int, int]] = deque()
+
+    def add(self, value: int) -> None:
+        if value:
+            nonzero = self._nonzero
+            start = self.added - self.size + 1  # the oldest position still in the window
+            while nonzero and nonzero[0][0] < start:
+                nonzero.popleft()
+            nonzero.append((self.added, value))
+        self.added += 1
+
+    @property
+    def value(self) -> float:
+        """The mean of the last ``size`` counts, or NaN before the first count."""
+        if not self.added:
+            return float("nan")
+        start = self.added - self.size
+        total = sum(count for at, count in self._nonzero if at >= start)
+        return total / min(self.added, self.size)
+
+    @classmethod
+    def of(cls, mean: RollingMean) -> RecentCounts:
+        """The counts of a ``RollingMean`` of counts (a checkpoint from before this class)."""
+        values = mean._values
+        counts = cls(values.maxlen or len(values))
+        for value in values:
+            counts.add(int(value))
+        return counts
+
+
 def _pace_settings(strategy: StrategyConfig) -> tuple[float | None, float, int | None]:
     return strategy.labels_per_hour, strategy.budget, strategy.target_backlog
 
@@ -228,7 +277,7 @@ class ActiveLearner:
         #: (the "hard-sample accuracy"); see ``accuracy_estimate`` for the whole stream.
         self.recent_accuracy = RollingMean(config.accuracy_window)
         self.policy.monitor.open_max = config.pending_max
-        self.recent_query_rate = RollingMean(config.strategy.window)
+        self.recent_query_rate = RecentCounts(config.strategy.window)
         self._recent: OrderedDict[str, _Recent] = OrderedDict()
         # Ids already learned, so a second label for one is not learned twice; bounded
         # like the pending store, which is where the ids come from.
@@ -294,11 +343,7 @@ class ActiveLearner:
             queries = self._queries(sample, label, proba, uncertainty, selections, now)
             self.recent_query_rate.add(len(queries))
             return Scored(sample_id, label, proba, uncertainty, queries)
-        # RollingMean.add(0) inlined; adding 0 to the total changes no bit of it.
-        counts = self.recent_query_rate._values
-        if len(counts) == counts.maxlen:
-            self.recent_query_rate._total -= counts[0]
-        counts.append(0)
+        self.recent_query_rate.added += 1  # RecentCounts.add(0), inlined
         return Scored(sample_id, label, proba, uncertainty, ())
 
     def _queries(
@@ -364,7 +409,7 @@ class ActiveLearner:
         if config.accuracy_window != self.config.accuracy_window:
             self.recent_accuracy = RollingMean(config.accuracy_window)
         if config.strategy.window != self.config.strategy.window:
-            self.recent_query_rate = RollingMean(config.strategy.window)
+            self.recent_query_rate = RecentCounts(config.strategy.window)
         self.config = config
 
     def warm_start(self, labels: Iterable[LabelMessage], now: float | None = None) -> Counter[str]:
@@ -549,6 +594,9 @@ class ActiveLearner:
         state.setdefault("_correctable", OrderedDict())
         state.setdefault("_carried", OrderedDict())
         state.setdefault("pace", None)
+        # From before ``RecentCounts``: the same counts, kept the new way.
+        if isinstance(state.get("recent_query_rate"), RollingMean):
+            state["recent_query_rate"] = RecentCounts.of(state["recent_query_rate"])
         self.__dict__.update(state)
 
     def _start_challenger(self) -> None:
