@@ -96,6 +96,10 @@ class AdaptiveQuantile(Selector):
         self.pacing_labels = pacing_labels
         self._rng = derive_rng(seed, self.name)
         self._rate = 0.0
+        #: What the last sample's selection probability is worked out from, when asked
+        #: (``selection_probability``): ``(b untaken, window size, below, equal)``; None
+        #: when it could not be selected (the probability is then ``_probability``, 0).
+        self._chance_of: tuple[float, int, int, int] | None = None
         self._probability = 0.0
         self.model_horizon = model_horizon
         #: Samples offered so far, and how many had been when each of the model's last
@@ -110,6 +114,8 @@ class AdaptiveQuantile(Selector):
         self.__dict__.update(state)
         if "model_horizon" not in state:
             self.model_horizon, self._offered, self._changes = 0, 0, deque(maxlen=1)
+        if "_chance_of" not in state:  # from before the lazy probability: ``_probability``
+            self._chance_of = None
 
     def model_changed(self, replaced: bool) -> None:
         """The samples scored so far were scored by an older model (all of them, if
@@ -180,14 +186,13 @@ class AdaptiveQuantile(Selector):
             and (max_labels is None or max_labels - ledger.queried > 0)
         )
         if selectable:
-            # P(level >= 1 - b) over the tie-breaking draw; for a sample the wrapper took,
-            # b is the rate it would have had untaken (one label less spent).
+            # For a sample the wrapper took, b is the rate it would have had untaken (one
+            # label less spent). The probability itself is read for few samples (those
+            # queried): it is worked out from these when asked.
             untaken = rate if not taken else paced_rate(base, deficit + 1.0, budget, pacing)
-            cut = ((1.0 - untaken) * (size + 1) - below) / (equal + 1)
-            chance = 1.0 - cut
-            chance = chance if chance > 0.0 else 0.0
-            self._probability = chance if chance < 1.0 else 1.0
+            self._chance_of = (untaken, size, below, equal)
         else:
+            self._chance_of = None
             self._probability = 0.0
         # Forget the cold start: rank only against the newer half of the stream.
         half = seen // 2
@@ -197,7 +202,15 @@ class AdaptiveQuantile(Selector):
         return [Selection(key, Decision(True, "uncertain", self.threshold))]
 
     def selection_probability(self) -> float:
-        return self._probability
+        chance_of = self._chance_of
+        if chance_of is None:
+            return self._probability
+        # P(level >= 1 - b) over the tie-breaking draw of the last ``offer``.
+        untaken, size, below, equal = chance_of
+        cut = ((1.0 - untaken) * (size + 1) - below) / (equal + 1)
+        chance = 1.0 - cut
+        chance = chance if chance > 0.0 else 0.0
+        return chance if chance < 1.0 else 1.0
 
     def restart(self) -> None:
         """Empty the ranking window: after a drift, rank only against the new stream."""
