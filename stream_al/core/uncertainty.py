@@ -111,6 +111,17 @@ def margin(proba: Mapping[ClassLabel, float]) -> float:
     """
     # _normalised and _clip inlined (the same operations): margin is the default measure,
     # computed once per sample.
+    if len(proba) == 2:
+        # Two classes, the usual case: the steps below for two positive values, without
+        # sum() and the loop (the same bits: ``a + b`` is their sum, and the loop takes the
+        # larger share as ``first``). Anything else (a zero, NaN) takes the general path.
+        a, b = proba.values()
+        if a > 0.0 and b > 0.0:
+            total = a + b
+            a, b = a / total, b / total
+            if a > 0.0 and b > 0.0:
+                u = 1.0 - (b - a if b > a else a - b)
+                return 0.0 if u <= 0.0 else 1.0 if u > 1.0 else u
     total = sum(proba.values())
     if len(proba) < 2 or not total > 0.0:
         return 1.0

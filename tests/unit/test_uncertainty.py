@@ -346,3 +346,15 @@ def test_measure_called_with_the_wrong_model_fails() -> None:
         committee(tree, x, proba)
     with pytest.raises(ValueError, match="linear"):
         gradient(tree, x, proba)
+
+
+def test_binary_margin_is_the_general_one_bit_for_bit() -> None:
+    """The two-class shortcut of ``margin`` gives the general loop's bits: a third class
+    of probability 0 changes neither the sum nor the two largest, but takes the loop."""
+    rng = random.Random(5)
+    odd = [0.0, -0.0, 5e-324, 1e-310, 0.5, 1.0, 1e308, math.inf, math.nan, -1.0]
+    for _ in range(20_000):
+        a = rng.random() if rng.random() < 0.8 else rng.choice(odd)
+        b = 1.0 - a if rng.random() < 0.7 else rng.choice([rng.random(), *odd])
+        two, general = margin({"a": a, "b": b}), margin({"a": a, "b": b, "c": 0.0})
+        assert two.hex() == general.hex(), (a, b)
