@@ -278,13 +278,18 @@ class ScaledLogisticRegression(base.Classifier):
             # _head_sigmoids and _proba_from_sigmoids in the same order (so the same bits),
             # without their calls, list and zip.
             means, inv_stds = self._means, self._inv_stds
-            try:  # _scale's fast path, inlined: numbers only, all seen before, all finite
+            head, intercept = self._heads[0], self._intercepts[0]
+            try:  # _scale's fast path, inlined: numbers only, all seen before...
                 z: dict[Hashable, float] = {k: (v - means[k]) * inv_stds[k] for k, v in x.items()}
-                if not -_INF < sum(z.values()) < _INF:
-                    z = self._scale(x)
             except (KeyError, TypeError):
-                z = self._scale(x)
-            raw = self._heads[0].dot(z) + self._intercepts[0]
+                raw = head.dot(self._scale(x)) + intercept
+            else:
+                raw = head.dot(z) + intercept
+                # ... and all finite, told by the score rather than by _scale's sum: a NaN or
+                # an infinity in ``z`` makes the dot non-finite (a weight of 0, or none,
+                # times it is NaN), and when all of ``z`` is finite _scale gives ``z`` again.
+                if not -_INF < raw < _INF:
+                    raw = head.dot(self._scale(x)) + intercept
             p = 0.0 if raw < -30.0 else 1.0 if raw > 30.0 else 1.0 / (1.0 + math.exp(-raw))
             return {classes[0]: p, classes[1]: 1.0 - p}
         if not classes:

@@ -288,6 +288,29 @@ def test_logreg_ignores_non_finite_numbers() -> None:
     assert all(math.isfinite(p) for p in model.predict_proba_one({"v": math.nan}).values())
 
 
+def test_binary_fast_path_is_the_reference_form_bit_for_bit() -> None:
+    """``predict_proba_one`` on two classes (inlined, its finiteness told by the score)
+    gives the bits of the readable form, ``_proba_from_sigmoids(_head_sigmoids(_scale(x)))``,
+    also for NaN, infinite, huge, unseen, string and missing features."""
+    model = ScaledLogisticRegression()
+    for x, y in mixed_stream(300):
+        model.learn_one(x, y)
+    model.learn_one({"v": 0.5, "zero_weight": 0.0, "noise": 1.0}, "hi")  # a feature of var 0
+    rng = random.Random(3)
+    odd = [math.nan, math.inf, -math.inf, 1e308, -1e308, 1e-320, 0.0, "red", True]
+    probes: list[dict[str, Any]] = [x for x, _ in mixed_stream(50, seed=1)]
+    for _ in range(400):
+        x: dict[str, Any] = {"v": rng.gauss(0.0, 1.0), "noise": rng.uniform(0.0, 10.0)}
+        for name in rng.sample(["v", "noise", "flag", "zero_weight", "unseen"], 2):
+            x[name] = rng.choice(odd)
+        probes.append(x)
+    for x in probes:
+        reference = model._proba_from_sigmoids(model._head_sigmoids(model._scale(x)))
+        got = model.predict_proba_one(x)
+        assert list(got) == list(reference)
+        assert [p.hex() for p in got.values()] == [p.hex() for p in reference.values()], x
+
+
 def test_logreg_scales_numbers_and_one_hot_encodes_strings() -> None:
     lr = ScaledLogisticRegression()
     values = [1.0, 2.0, 4.0, 9.0]
