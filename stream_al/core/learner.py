@@ -307,13 +307,17 @@ class ActiveLearner:
         proba = model.predict_proba_one(x)
         if len(proba) == 2:  # max() by probability, first of equals, without the call
             first, second = proba
-            label: ClassLabel | None = second if proba[second] > proba[first] else first
+            p_first, p_second = proba[first], proba[second]
+            label: ClassLabel | None = second if p_second > p_first else first
+            # all(map(isfinite, proba.values())) for the two, without the map
+            finite = isfinite(p_first) and isfinite(p_second)
         else:
             label = max(proba, key=proba.__getitem__) if proba else None
+            finite = all(map(isfinite, proba.values()))
         measure = self.measure
         of_proba = measure.of_proba
         uncertainty = of_proba(proba) if of_proba is not None else measure(model, x, proba)
-        if not (isfinite(uncertainty) and all(map(isfinite, proba.values()))):
+        if not (finite and isfinite(uncertainty)):
             raise ModelError(
                 f"the model gave non-finite values (probabilities {proba}, uncertainty "
                 f"{uncertainty}) for these features"
@@ -337,7 +341,8 @@ class ActiveLearner:
                 now = time.time()
             self.pace.observe(sample.timestamp.timestamp() if sample.timestamp else now)
             policy.set_budget(self.pace.share())
-        policy.selector.observe_model(self.model, proba)
+        if policy._observes_model:  # the base hook is a no-op: not worth a call per sample
+            policy.selector.observe_model(self.model, proba)
         selections = policy.offer(sample_id, uncertainty, x)
         if selections:
             queries = self._queries(sample, label, proba, uncertainty, selections, now)

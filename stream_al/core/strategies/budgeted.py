@@ -88,6 +88,8 @@ class BudgetedPolicy(QueryPolicy):
         #: Whether the selector looks at features (the base ``observe`` is a no-op whose
         #: call is not worth making per sample).
         self._observes = type(selector).observe is not Selector.observe
+        #: Likewise for ``observe_model``, which the learner calls (when this is true).
+        self._observes_model = type(selector).observe_model is not Selector.observe_model
         self.ledger = Ledger(budget=budget, exploration=exploration, max_labels=max_labels)
         self.warmup = warmup
         self.lookback = selector.lookback
@@ -112,10 +114,13 @@ class BudgetedPolicy(QueryPolicy):
         self.drifts_by_signal: Counter[str] = Counter()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A policy pickled before ``_observes`` existed: work it out.
+        # A policy pickled before ``_observes`` (or ``_observes_model``) existed: work it out.
         self.__dict__.update(state)
         if "_observes" not in state:
             self._observes = type(self.selector).observe is not Selector.observe
+        if "_observes_model" not in state:
+            selector = type(self.selector)
+            self._observes_model = selector.observe_model is not Selector.observe_model
 
     @property
     def in_warmup(self) -> bool:
