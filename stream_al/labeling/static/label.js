@@ -5,7 +5,9 @@
 "use strict";
 
 const config = JSON.parse(document.getElementById("config").textContent);
-const state = { items: [], shown: null, correcting: null, undoUntil: 0 };
+// ``sent`` counts the answers sent: a list of items asked for before the latest answer
+// may still hold the item just answered, and would bring it back on screen.
+const state = { items: [], shown: null, correcting: null, undoUntil: 0, sent: 0 };
 // Milliseconds from an answer to the next item on screen (read by the browser tests).
 window.streamAlTimings = [];
 
@@ -177,9 +179,10 @@ async function answer(label) {
   state.undoUntil = Date.now() + config.undoSeconds * 1000;
   updateUndo();
   notice("");
+  const sent = ++state.sent;
   const [code, data] = await api("/api/answer", { id: item.id, label, corrects });
   if (code !== 200) notice(data.error || `the answer was not taken (${code})`);
-  if (data.items) take(data.items);
+  if (data.items && sent === state.sent) take(data.items);
 }
 
 async function undo() {
@@ -191,9 +194,10 @@ async function undo() {
 }
 
 async function refresh() {
+  const sent = state.sent;
   try {
     const [, data] = await api("/api/items");
-    if (data.items) take(data.items);
+    if (data.items && sent === state.sent) take(data.items);
   } catch (error) {
     notice("the labeling server does not answer; retrying");
   }
